@@ -1,0 +1,70 @@
+"""Wire settings, core, adapters and transport into one running broker."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from broker.config import Settings
+from broker.core.broker import Broker
+from broker.store.memory import MemoryRetainedStore
+from broker.subprotocols import raw
+from broker.subprotocols.base import AdapterContext
+from broker.subprotocols.registry import Registry
+from broker.transport.server import Listener
+
+
+def default_registry() -> Registry:
+    """Every adapter the broker ships, by token and path."""
+    registry = Registry()
+    registry.register(raw.SPEC, fallback=True)
+    return registry
+
+
+async def serve(
+    settings: Settings,
+    registry: Registry | None = None,
+    *,
+    task_status: TaskStatus[Listener] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the broker until cancelled, then close every client with 1001."""
+    core = Broker(
+        realms=settings.realms,
+        default_realm=settings.default_realm,
+        retained_factory=lambda: MemoryRetainedStore(max_messages=settings.retained_max_messages),
+    )
+    listener = Listener(settings, AdapterContext(core, settings), registry or default_registry())
+    await listener.start()
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(listener.keep_time)
+            task_status.started(listener)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await listener.shutdown()
+
+
+async def _serve_until_signalled(settings: Settings) -> None:
+    async with anyio.create_task_group() as tasks:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            await tasks.start(serve, settings)
+            async for _ in signals:
+                break
+        tasks.cancel_scope.cancel()
+
+
+def run(settings: Settings) -> None:
+    """Serve in this process until SIGTERM or SIGINT (uvloop when installed)."""
+    options: dict[str, Any] = {}
+    if sys.platform != "win32":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            options["use_uvloop"] = True
+    anyio.run(_serve_until_signalled, settings, backend="asyncio", backend_options=options)

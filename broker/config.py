@@ -1,0 +1,111 @@
+"""Broker settings: one pydantic-settings model read from defaults, a TOML file, env and flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Everything the broker can be told; defaults run a complete broker on one machine."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WSBROKER_",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on (0: any free port).")
+    data_dir: Path = Field(Path("data"), description="Directory for persistent state.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level of log lines written."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+
+    realms: list[str] = Field(["realm1"], min_length=1, description="Realms (isolated namespaces).")
+    default_realm: str = Field("realm1", description="Realm used when a client names none.")
+
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate chain; with tls_key, serve wss://."
+    )
+    tls_key: Path | None = Field(None, description="PEM private key for tls_cert.")
+
+    max_connections: int = Field(10_000, ge=1, description="Open connections; past it, HTTP 503.")
+    max_message_size: int = Field(
+        1 << 20, ge=125, description="Largest WebSocket message in bytes, after decompression."
+    )
+    handshake_timeout: float = Field(10.0, gt=0, description="Seconds to finish the HTTP upgrade.")
+    ping_interval: float = Field(20.0, ge=0, description="Seconds between server pings (0: none).")
+    ping_timeout: float = Field(
+        20.0, gt=0, description="Seconds to wait for a pong before closing."
+    )
+    idle_timeout: float = Field(
+        0.0, ge=0, description="Close a connection that sends no message for this long (0: never)."
+    )
+    close_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for the peer's close frame."
+    )
+    compression: bool = Field(True, description="Offer permessage-deflate (RFC 7692) when asked.")
+    outgoing_soft_limit: int = Field(
+        256 * 1024,
+        ge=0,
+        description="Queued bytes past which QoS 0 messages to a client are dropped.",
+    )
+    outgoing_hard_limit: int = Field(
+        4 * 1024 * 1024, ge=1, description="Queued bytes past which a slow client is disconnected."
+    )
+    retained_max_messages: int = Field(100_000, ge=0, description="Retained messages per realm.")
+    wamp_path_default: str = Field(
+        "wamp.2.json", description="Subprotocol for clients on /wamp that send no header."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.default_realm not in self.realms:
+            raise ValueError(
+                f"default_realm {self.default_realm!r} is not one of realms {self.realms}"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.outgoing_soft_limit > self.outgoing_hard_limit:
+            raise ValueError("outgoing_soft_limit must not exceed outgoing_hard_limit")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Flags arrive as init kwargs, so: flags > environment > TOML file > defaults.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def scheme(self) -> str:
+        return "wss" if self.tls_cert is not None else "ws"
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Build settings from flags (None means not given), environment, TOML file and defaults."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file not found: {config_file}")
+    given = {k: v for k, v in flags.items() if v is not None}
+    if config_file is None:
+        return Settings(**given)
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=config_file)
+
+    return FileSettings(**given)

@@ -1,0 +1,40 @@
+"""The protocol-neutral message that crosses the broker, and one delivery of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+TEXT_PLAIN = "text/plain; charset=utf-8"
+JSON = "application/json"
+
+
+@dataclass(slots=True)
+class Message:
+    """One published message, in the canonical (MQTT-style) topic space of a realm."""
+
+    topic: str
+    payload: bytes
+    content_type: str | None = None
+    user_properties: tuple[tuple[str, str], ...] = ()
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+    expiry: float | None = None
+    qos: int = 0
+    retain: bool = False
+    origin: str | None = None
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A message on its way to subscribers: each wire form is built once and shared."""
+
+    message: Message
+    _wire: dict[Hashable, bytes] = field(default_factory=dict)
+
+    def wire(self, form: Hashable, build: Callable[[Message], bytes]) -> bytes:
+        """Return the bytes of `form`, building them on first use only."""
+        data = self._wire.get(form)
+        if data is None:
+            data = self._wire[form] = build(self.message)
+        return data
