@@ -233,3 +233,14 @@ async def test_shutdown_closes_clients_with_1001() -> None:
     assert info.value.rcvd is not None
     assert info.value.rcvd.code == 1001
     assert info.value.rcvd.reason == "server shutting down"
+
+
+async def test_compression_is_negotiated_unless_switched_off() -> None:
+    offer = "permessage-deflate; client_max_window_bits"
+    async with running_broker() as listener:
+        async with await RawClient.connect(url_of(listener, ""), extensions=offer) as client:
+            assert client.deflate_params is not None
+    async with running_broker(compression=False) as listener:
+        async with await RawClient.connect(url_of(listener, ""), extensions=offer) as client:
+            assert client.response is not None
+            assert client.response.header("Sec-WebSocket-Extensions") is None

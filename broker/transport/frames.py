@@ -323,8 +323,9 @@ class ServerConnection:
 
                 if opcode >= 8:
                     if opcode == 9:
-                        if self._state is _OPEN:
-                            self._out += encode_frame(Opcode.PONG, payload)
+                        # RFC 6455 5.5.2: answer unless the peer's close was received (then we
+                        # are CLOSED and never get here); a pong after our close is allowed.
+                        self._out += encode_frame(Opcode.PONG, payload)
                         append(Ping(payload))
                     elif opcode == 10:
                         append(Pong(payload))

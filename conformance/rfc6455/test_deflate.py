@@ -14,6 +14,7 @@ from conformance.rfc6455.rawclient import (
     OP_TEXT,
     PING,
     PONG,
+    HandshakeError,
     RawClient,
     assert_closed_with,
     check_server_frame,
@@ -200,3 +201,93 @@ async def test_rsv1_on_control_frame_fails_with_1002(broker_url: str) -> None:
         check_agreement(c, OFFERS["plain"])
         c.send_frame(PING, b"compressed?", rsv1=True)
         await assert_closed_with(c, 1002)
+
+
+@pytest.mark.parametrize(
+    "offer",
+    [
+        "permessage-deflate; x-unknown-param",
+        "permessage-deflate; server_max_window_bits=16",
+        "permessage-deflate; server_max_window_bits=7",
+        "permessage-deflate; client_max_window_bits=abc",
+        "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+        "permessage-deflate; server_no_context_takeover=1",
+    ],
+)
+@async_test
+async def test_invalid_offer_is_declined(broker_url: str, offer: str) -> None:
+    # RFC 7692 section 7.1: an offer with an unknown parameter, a duplicate, or a bad value
+    # MUST be declined. Declining the extension (101 without it) is what servers do; refusing
+    # the handshake with 400 is tolerated too.
+    failure: HandshakeError | None = None
+    try:
+        c = await RawClient.connect(broker_url, extensions=offer)
+    except HandshakeError as e:
+        failure = e
+    if failure is not None:
+        assert failure.response is not None, f"no HTTP answer: {failure}"
+        assert failure.response.status == 400, failure.response.raw_head
+        return
+    async with c:
+        assert c.deflate_params is None, f"accepted an invalid offer: {c.extensions}"
+
+
+@async_test
+async def test_second_offer_is_used_when_first_is_invalid(broker_url: str) -> None:
+    offer = "permessage-deflate; x-unknown-param, permessage-deflate; client_max_window_bits"
+    async with await RawClient.connect(broker_url, extensions=offer) as c:
+        params = check_agreement(c, offer)
+        comp = compressor_for(params)
+        c.send_compressed(OP_TEXT, b"second offer " * 20, comp)
+        msg = await c.recv_message()
+        assert msg.payload == b"second offer " * 20
+
+
+@async_test
+async def test_server_max_window_bits_is_honoured(broker_url: str) -> None:
+    # If the server accepts an offer with server_max_window_bits=10 it MUST answer with a value
+    # <= 10 and compress within that window (RFC 7692 section 7.1.2.1); it may also decline the
+    # parameter by declining the offer, in which case there is nothing to check.
+    offer = "permessage-deflate; server_max_window_bits=10"
+    async with await RawClient.connect(broker_url, extensions=offer) as c:
+        params = c.deflate_params
+        if params is None:
+            return
+        assert params.get("server_max_window_bits") is not None, params
+        bits = int(params["server_max_window_bits"] or 0)
+        assert 8 <= bits <= 10, params
+        # Repeats 4 KiB apart: a 1 KiB window cannot refer back to them, a 32 KiB one would.
+        block = random.Random(10).randbytes(4096)
+        payload = block * 8
+        c.send_frame(OP_BINARY, payload)
+        frames = [await c.recv_frame()]
+        while not frames[-1].fin:
+            frames.append(await c.recv_frame())
+        data = b"".join(f.payload for f in frames)
+        if frames[0].rsv1:
+            # A decoder with exactly the agreed window rejects distances beyond it.
+            inflater = zlib.decompressobj(wbits=-max(bits, 9))
+            assert inflater.decompress(data + b"\x00\x00\xff\xff") == payload
+        else:
+            assert data == payload
+
+
+@async_test
+async def test_server_no_context_takeover_is_honoured(broker_url: str) -> None:
+    # With server_no_context_takeover agreed, each message from the server must decode on its
+    # own, with a fresh decompressor (RFC 7692 section 7.1.1.1).
+    offer = OFFERS["no_context_takeover"]
+    payload = ("the same message twice; " * 40).encode()
+    async with await RawClient.connect(broker_url, extensions=offer) as c:
+        check_agreement(c, offer)
+        for _ in range(3):
+            c.send_frame(OP_TEXT, payload)
+            frames = [await c.recv_frame()]
+            while not frames[-1].fin:
+                frames.append(await c.recv_frame())
+            data = b"".join(f.payload for f in frames)
+            if frames[0].rsv1:
+                fresh = zlib.decompressobj(wbits=-15)
+                assert fresh.decompress(data + b"\x00\x00\xff\xff") == payload
+            else:
+                assert data == payload

@@ -8,6 +8,7 @@ import os
 
 from conformance.aio import async_test
 from conformance.rfc6455.rawclient import (
+    OP_BINARY,
     OP_TEXT,
     RawClient,
     accept_key,
@@ -92,3 +93,63 @@ async def test_healthz_returns_200(broker_url: str) -> None:
     resp = await http_exchange(broker_url, req)
     assert resp.status == 200, resp.raw_head
     assert isinstance(json.loads(resp.body), dict | list), resp.body
+
+
+@async_test
+async def test_unsupported_subprotocol_falls_back_to_raw_without_protocol_header(
+    broker_url: str,
+) -> None:
+    # DESIGN.md: no offered token supported => raw, and no Sec-WebSocket-Protocol in the
+    # response (section 4.2.2: the server must not answer with a token the client did not offer).
+    async with await RawClient.connect(broker_url, protocols="x-unknown, x-other") as c:
+        assert c.response is not None
+        assert c.response.header("Sec-WebSocket-Protocol") is None
+        c.send_binary(b"\x00raw")
+        msg = await c.recv_message()
+        assert (msg.opcode, msg.payload) == (OP_BINARY, b"\x00raw")
+
+
+@async_test
+async def test_browser_style_headers_are_accepted(broker_url: str) -> None:
+    # Firefox sends "Connection: keep-alive, Upgrade"; header names and the "websocket" token
+    # are case-insensitive (section 4.2.1).
+    headers = [
+        ("host", _host(broker_url)),
+        ("upgrade", "WebSocket"),
+        ("connection", "keep-alive, Upgrade"),
+        ("sec-websocket-key", _key()),
+        ("sec-websocket-version", "13"),
+        ("Origin", "http://example.com"),
+        ("User-Agent", "conformance"),
+    ]
+    req = build_request("GET", "/topics/echo", headers)
+    client = await RawClient.open_tcp(broker_url)
+    async with client:
+        client.send_raw(req)
+        resp = await client.read_response(read_body=False)
+        assert resp.status == 101, resp.raw_head
+
+
+@async_test
+async def test_missing_host_gets_400(broker_url: str) -> None:
+    headers = [h for h in upgrade_headers(_host(broker_url), _key()) if h[0] != "Host"]
+    resp = await http_exchange(broker_url, build_request("GET", "/topics/echo", headers))
+    assert resp.status == 400, resp.raw_head
+
+
+@async_test
+async def test_missing_upgrade_header_is_refused(broker_url: str) -> None:
+    # Without "Upgrade: websocket" this is a plain HTTP request for a WebSocket-only path:
+    # 400, 404 or 426 (all seen in the wild) are fine, a 101 or a 2xx is not.
+    headers = [h for h in upgrade_headers(_host(broker_url), _key()) if h[0] != "Upgrade"]
+    resp = await http_exchange(broker_url, build_request("GET", "/topics/echo", headers))
+    assert 400 <= resp.status < 500, resp.raw_head
+
+
+@async_test
+async def test_http_1_0_upgrade_is_refused(broker_url: str) -> None:
+    # Section 4.1: the handshake is HTTP/1.1 or higher. 400 or 505 are both fine.
+    req = build_request("GET", "/topics/echo", upgrade_headers(_host(broker_url), _key()))
+    req = req.replace(b"HTTP/1.1\r\n", b"HTTP/1.0\r\n", 1)
+    resp = await http_exchange(broker_url, req)
+    assert resp.status in (400, 505), resp.raw_head
