@@ -73,6 +73,10 @@ class _Node(Generic[V]):
         return not (self.entries or self.multi or self.literal or self.plus)
 
 
+# One step of a walk down the trie: (parent, level, child).
+_Step = tuple[_Node[V], str, _Node[V]]
+
+
 class TopicTree(Generic[V]):
     """Topic filters stored by level; each filter holds a dict key -> value (e.g. subscriber)."""
 
@@ -133,28 +137,17 @@ class TopicTree(Generic[V]):
         found = self._find(topic_filter)
         if found is None:
             return None
-        entries = found[0].multi if found[1] else found[0].entries
+        _, node, multi = found
+        entries = node.multi if multi else node.entries
         return None if entries is None else entries.get(key)
 
     def remove(self, topic_filter: str, key: Hashable) -> bool:
         """Remove (filter, key); True if it was there. Nodes left bare are pruned."""
-        levels = topic_filter.split("/")
-        multi = levels[-1] == "#"
-        if multi:
-            levels.pop()
         # No validation needed: add() never stores an invalid filter, so a bad one is not found.
-        path: list[tuple[_Node[V], str, _Node[V]]] = []
-        node = self._root
-        for level in levels:
-            if level == "+":
-                child = node.plus
-            else:
-                literal = node.literal
-                child = None if literal is None else literal.get(level)
-            if child is None:
-                return False
-            path.append((node, level, child))
-            node = child
+        found = self._find(topic_filter)
+        if found is None:
+            return False
+        path, node, multi = found
         entries = node.multi if multi else node.entries
         if entries is None or key not in entries:
             return False
@@ -216,12 +209,13 @@ class TopicTree(Generic[V]):
                 out.extend(multi.values())
         return out
 
-    def _find(self, topic_filter: str) -> tuple[_Node[V], bool] | None:
-        """The node a filter ends at and whether it ends in '#', or None if absent."""
+    def _find(self, topic_filter: str) -> tuple[list[_Step[V]], _Node[V], bool] | None:
+        """The (parent, level, child) steps to a filter's node, the node, and if it ends in '#'."""
         levels = topic_filter.split("/")
         multi = levels[-1] == "#"
         if multi:
             levels.pop()
+        path: list[_Step[V]] = []
         node = self._root
         for level in levels:
             if level == "+":
@@ -231,8 +225,9 @@ class TopicTree(Generic[V]):
                 child = None if literal is None else literal.get(level)
             if child is None:
                 return None
+            path.append((node, level, child))
             node = child
-        return node, multi
+        return path, node, multi
 
     def _count_nodes(self) -> int:
         """Walk the trie and count nodes below the root (for tests of pruning)."""

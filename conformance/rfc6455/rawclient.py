@@ -17,8 +17,10 @@ import base64
 import contextlib
 import hashlib
 import os
+import socket
 import struct
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -269,33 +271,74 @@ class Message:
         return self.payload.decode("utf-8")
 
 
-class _Proto(asyncio.Protocol):
-    def __init__(self) -> None:
+class _Conn:
+    """A non-blocking socket with a reader task and a writer task.
+
+    Not an asyncio transport on purpose: when a write fails (the server closed and reset the
+    connection while we were still sending, which tests provoke all the time), an asyncio
+    transport drops the connection at once, losing the bytes the server had sent before, its
+    close frame among them. Here a failed write only stops writing; reading goes on until the
+    kernel has handed over everything that arrived.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.buf = bytearray()
-        self.changed = asyncio.Event()
-        self.eof = False  # the peer sent FIN or the connection is gone
+        self.changed = asyncio.Event()  # set whenever bytes arrive or the read side ends
+        self.eof = False  # the peer sent FIN, or the connection was reset
+        self.error: OSError | None = None  # why reading ended, if not a clean FIN
+        self.write_error: OSError | None = None
         self.lost = asyncio.Event()
-        self.error: BaseException | None = None
-        self.transport: asyncio.Transport | None = None
+        self._out: deque[bytes | None] = deque()  # None: shut down the write side
+        self._out_ready = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._read_loop()), loop.create_task(self._write_loop())]
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+    async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                data = await loop.sock_recv(self.sock, 1 << 18)
+                if not data:
+                    break
+                self.buf += data
+                self.changed.set()
+        except OSError as e:
+            self.error = e
+        finally:
+            self.eof = True
+            self.changed.set()
+            self.lost.set()
 
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        self.changed.set()
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._out_ready.wait()
+            self._out_ready.clear()
+            while self._out:
+                item = self._out.popleft()
+                try:
+                    if item is None:
+                        self.sock.shutdown(socket.SHUT_WR)
+                    else:
+                        await loop.sock_sendall(self.sock, item)
+                except OSError as e:
+                    self.write_error = e
+                    self._out.clear()
+                    return
 
-    def eof_received(self) -> bool:
-        self.eof = True
-        self.changed.set()
-        return False  # let the transport close itself
+    def write(self, data: bytes | None) -> None:
+        if self.write_error is None and self.sock.fileno() >= 0:
+            self._out.append(data)
+            self._out_ready.set()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.eof = True
-        self.error = exc
-        self.changed.set()
-        self.lost.set()
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self.sock.close()
 
 
 def accept_key(key: str) -> str:
@@ -312,8 +355,8 @@ def _host_port(url: str) -> tuple[str, int]:
 class RawClient:
     """One TCP connection; the HTTP exchange and WebSocket frames both go through it."""
 
-    def __init__(self, proto: _Proto, host: str, port: int) -> None:
-        self._proto = proto
+    def __init__(self, conn: _Conn, host: str, port: int) -> None:
+        self._proto = conn
         self.host = host
         self.port = port
         self.response: HttpResponse | None = None
@@ -326,8 +369,17 @@ class RawClient:
     async def open_tcp(cls, url: str, within: float = DEFAULT_TIMEOUT) -> RawClient:
         host, port = _host_port(url)
         loop = asyncio.get_running_loop()
-        _, proto = await asyncio.wait_for(loop.create_connection(_Proto, host, port), within)
-        return cls(proto, host, port)
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, type_, proto, _, addr = infos[0]
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await asyncio.wait_for(loop.sock_connect(sock, addr), within)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(_Conn(sock), host, port)
 
     @classmethod
     async def connect(
@@ -412,15 +464,13 @@ class RawClient:
         return self._proto.eof
 
     def send_raw(self, data: bytes) -> None:
-        t = self._proto.transport
-        if t is None or t.is_closing():
-            return  # the server may legitimately be gone already; tests look at what it sent
-        t.write(data)
+        """Queue bytes for sending. Errors are kept, not raised: the server may legitimately be
+        gone already, and tests look at what it sent before."""
+        self._proto.write(data)
 
     def write_eof(self) -> None:
-        t = self._proto.transport
-        if t is not None and not t.is_closing() and t.can_write_eof():
-            t.write_eof()
+        """Half-close: send FIN after everything queued so far."""
+        self._proto.write(None)
 
     async def _wait(self, deadline: float) -> None:
         """Wait until more bytes arrive or the connection ends, or raise TimeoutError."""
@@ -588,12 +638,8 @@ class RawClient:
         return data
 
     async def aclose(self) -> None:
-        """Drop the connection (no closing handshake) and wait until it is really gone."""
-        t = self._proto.transport
-        if t is not None and not self._proto.lost.is_set():
-            t.abort()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._proto.lost.wait(), 1.0)
+        """Drop the connection (no closing handshake) and release the socket."""
+        await self._proto.close()
 
     async def __aenter__(self) -> RawClient:
         return self
