@@ -60,7 +60,9 @@ class FanoutRun:
         self.args = args
         self.host = host
         self.port = port
-        self.n = args.subscribers
+        self.n: int = args.subscribers
+        self.window: int = args.window
+        self.max_messages: int = args.max_messages
         self.counters = Counters()
         self.presumed_dropped = 0
         self.publisher: PublisherProtocol | None = None
@@ -70,15 +72,15 @@ class FanoutRun:
         return c.published * self.n - c.received - self.presumed_dropped
 
     def may_send(self) -> bool:
-        if self.counters.published >= self.args.max_messages:
+        if self.counters.published >= self.max_messages:
             return False
-        return self.lag() < self.args.window * self.n
+        return self.lag() < self.window * self.n
 
     def wake(self) -> None:
         """Called on every receive: restart a publisher held back by the window once the
         subscribers are half-way through it (cheap check first: this is the hot path)."""
         p = self.publisher
-        if p is not None and p.blocked and self.lag() < self.args.window * self.n // 2:
+        if p is not None and p.blocked and self.lag() < self.window * self.n // 2:
             p.kick()
 
     async def stall_watch(self) -> None:
@@ -213,8 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({**asdict(result), "loop": loop_name, "url": url}))
     else:
-        cpu = "n/a (give --broker-pid)" if result.broker_cpu_pct is None else (
-            f"{result.broker_cpu_pct}% of one core"
+        cpu = (
+            "n/a (give --broker-pid)"
+            if result.broker_cpu_pct is None
+            else (f"{result.broker_cpu_pct}% of one core")
         )
         print(
             f"raw fan-out, {result.subscribers} subscribers, {result.message_size}-byte binary, "

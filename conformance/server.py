@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,14 +132,23 @@ def running_broker(
     start_timeout: float = START_TIMEOUT,
     cwd: str | os.PathLike[str] | None = None,
     env: dict[str, str] | None = None,
+    command: Sequence[str] | None = None,
 ) -> Iterator[BrokerProcess]:
     """Start ``python -m broker serve`` on a free port; yield it once it listens; stop it after.
 
+    ``command`` replaces ``python -m broker`` (e.g. with the installed ``wsbroker`` script).
     ``cwd`` defaults to the repository root so that ``-m broker`` finds this checkout's package
     whether or not it is installed.
     """
     port = free_port()
-    cmd = [sys.executable, "-m", "broker", "serve", "--host", HOST, "--port", str(port)]
+    cmd = [
+        *(command or (sys.executable, "-m", "broker")),
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+    ]
     cmd += extra_args
     proc = subprocess.Popen(
         cmd,

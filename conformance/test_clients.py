@@ -40,6 +40,7 @@ async def test_websockets_client_round_trip(
     async with ws_connect(
         f"{broker_url}/topics/echo", compression=compression, open_timeout=RECV_TIMEOUT
     ) as ws:
+        assert ws.response is not None
         extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
         if compression is None:
             assert extensions is None

@@ -4,10 +4,10 @@ It does the HTTP/1.1 upgrade by hand, sends frames built byte by byte (so tests 
 malformed frame they like) and parses what the server sends without hiding anything: every frame
 comes back with its header bits, its mask bit and the length encoding the server chose.
 
-Everything that waits, waits on an ``asyncio.Event`` set by the protocol callbacks, with a
-deadline; nothing sleeps. Bytes the server sent before closing the TCP connection are kept and can
-still be read after the close (unlike ``asyncio.StreamReader``, which raises as soon as the
-connection is reset even when data is still buffered).
+Everything that waits, waits on an ``asyncio.Event`` set by the socket's reader task, with a
+deadline; nothing sleeps. Bytes the server sent before closing or resetting the TCP connection are
+kept and can still be read after the close (asyncio streams and transports lose them when a write
+fails or the connection is reset, see ``_Conn``).
 """
 
 from __future__ import annotations
@@ -658,9 +658,7 @@ def build_request(method: str, path: str, headers: list[tuple[str, str]]) -> byt
     return "\r\n".join(lines).encode("latin-1")
 
 
-async def http_exchange(
-    url: str, request: bytes, within: float = DEFAULT_TIMEOUT
-) -> HttpResponse:
+async def http_exchange(url: str, request: bytes, within: float = DEFAULT_TIMEOUT) -> HttpResponse:
     """Send a hand-written HTTP request; return the response with its body."""
     client = await RawClient.open_tcp(url, within)
     try:

@@ -301,10 +301,12 @@ async def test_text_message_with_empty_fragments(broker_url: str) -> None:
 @async_test
 async def test_close_inside_fragmented_message_is_answered(broker_url: str) -> None:
     # Control frames may come between fragments (5.4), close included; the unfinished message
-    # is dropped and the closing handshake proceeds.
+    # is dropped and the closing handshake proceeds. The code of the reply is the server's
+    # choice (5.5.1 says it typically echoes): 1000, or 1002 for the message left unfinished
+    # (what the websockets library answers) are both fine.
     async with await RawClient.connect(broker_url) as c:
         c.send_frame(OP_TEXT, b"never ", fin=False)
         c.send_close(1000)
         info = await c.expect_close()
-        assert info.code == 1000
+        assert info.code in (1000, 1002)
         assert not info.before, f"server sent frames for an unfinished message: {info.before}"

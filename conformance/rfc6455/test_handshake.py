@@ -132,6 +132,8 @@ async def test_browser_style_headers_are_accepted(broker_url: str) -> None:
 
 @async_test
 async def test_missing_host_gets_400(broker_url: str) -> None:
+    # Section 4.2.1: the request MUST have a Host header; section 4.2.2 answers a request that
+    # does not match with an error such as 400.
     headers = [h for h in upgrade_headers(_host(broker_url), _key()) if h[0] != "Host"]
     resp = await http_exchange(broker_url, build_request("GET", "/topics/echo", headers))
     assert resp.status == 400, resp.raw_head
