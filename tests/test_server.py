@@ -134,7 +134,10 @@ async def test_healthz_and_404() -> None:
         reply = await http_exchange(url_of(listener, ""), request)
         assert reply.status == 200
         assert reply.header("Content-Type") == "application/json"
-        assert json.loads(reply.body)["status"] == "ok"
+        assert json.loads(reply.body) == {"status": "ok", "version": "0.1.0", "connections": 0}
+        async with connect(url_of(listener)):
+            reply = await http_exchange(url_of(listener, ""), request)
+            assert json.loads(reply.body)["connections"] == 1
         request = build_request("GET", "/missing", [("Host", f"{host}:{port}")])
         assert (await http_exchange(url_of(listener, ""), request)).status == 404
 

@@ -18,7 +18,6 @@ from broker.transport.frames import (
     BinaryMessage,
     CloseCode,
     CloseReceived,
-    ConnectionState,
     Opcode,
     Pong,
     ProtocolFailure,
@@ -149,7 +148,7 @@ class ClientConnection(asyncio.Protocol):
             except Exception:
                 log.exception("adapter failed to release session %s", self.session_id)
         if was_open:
-            self._listener.log_closed(self, self._close_code, self._close_reason)
+            self._listener.connection_closed(self, self._close_code, self._close_reason)
 
     # Link: what the adapter calls
 
@@ -274,7 +273,7 @@ class ClientConnection(asyncio.Protocol):
         self._codec, self._adapter = codec, adapter
         self.phase = Phase.OPEN
         self._queue(switching_protocols(key, selection.token, deflate[0] if deflate else None))
-        listener.log_opened(self)
+        listener.connection_opened(self)
         adapter.on_open()
 
     def _reject(self, status: int, message: str, headers: tuple[tuple[str, str], ...]) -> None:
@@ -342,6 +341,3 @@ class ClientConnection(asyncio.Protocol):
         self._out_bytes = 0
         self._transport.write(data)
 
-    @property
-    def codec_state(self) -> ConnectionState | None:
-        return None if self._codec is None else self._codec.state

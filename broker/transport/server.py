@@ -38,6 +38,7 @@ class Listener:
         self.registry = registry
         self.loop = asyncio.get_running_loop()
         self.connections: set[ClientConnection] = set()
+        self.websockets = 0  # connections past the upgrade
         self.dropped_messages = 0
         self.slow_disconnects = 0
         self._server: asyncio.Server | None = None
@@ -77,11 +78,13 @@ class Listener:
         if request.path == "/healthz":
             if request.method not in ("GET", "HEAD"):
                 return 405, b"use GET\n", "text/plain; charset=utf-8"
-            body = {"status": "ok", "version": __version__, "connections": self.open_count}
+            body = {"status": "ok", "version": __version__, "connections": self.websockets}
             return 200, json.dumps(body).encode(), "application/json"
         return 404, b"not found\n", "text/plain; charset=utf-8"
 
-    def log_opened(self, connection: ClientConnection) -> None:
+    def connection_opened(self, connection: ClientConnection) -> None:
+        """Count and log a connection that finished its upgrade."""
+        self.websockets += 1
         log.info(
             "opened peer=%s subprotocol=%s path=%s",
             connection.peer,
@@ -96,7 +99,9 @@ class Listener:
             },
         )
 
-    def log_closed(self, connection: ClientConnection, code: int, reason: str) -> None:
+    def connection_closed(self, connection: ClientConnection, code: int, reason: str) -> None:
+        """Count and log the end of an upgraded connection."""
+        self.websockets -= 1
         log.info(
             "closed peer=%s subprotocol=%s code=%d reason=%s",
             connection.peer,
