@@ -11,11 +11,15 @@ from anyio.abc import TaskStatus
 
 from broker.config import Settings
 from broker.core.broker import Broker
+from broker.core.sys_topics import publish_sys
 from broker.store.memory import MemoryRetainedStore
 from broker.subprotocols import raw
 from broker.subprotocols.base import AdapterContext
 from broker.subprotocols.registry import Registry
 from broker.transport.server import Listener
+
+# How often the core's deadlines are checked: the resolution of will delays and expiries.
+_CORE_TICK_SECONDS = 0.1
 
 
 def default_registry() -> Registry:
@@ -42,10 +46,23 @@ async def serve(
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(listener.keep_time)
+            tasks.start_soon(_keep_core_time, core, settings.sys_interval)
             task_status.started(listener)
     finally:
         with anyio.CancelScope(shield=True):
             await listener.shutdown()
+
+
+async def _keep_core_time(core: Broker, sys_interval: float) -> None:
+    """Run the core's deadlines (will delays, session expiry) and the $SYS updates."""
+    next_sys = core.clock() + sys_interval
+    while True:
+        await anyio.sleep(_CORE_TICK_SECONDS)
+        now = core.clock()
+        core.timers.run_due(now)
+        if sys_interval and now >= next_sys:
+            next_sys = now + sys_interval
+            publish_sys(core)
 
 
 async def _serve_until_signalled(settings: Settings) -> None:

@@ -64,6 +64,27 @@ class Settings(BaseSettings):
         4 * 1024 * 1024, ge=1, description="Queued bytes past which a slow client is disconnected."
     )
     retained_max_messages: int = Field(100_000, ge=0, description="Retained messages per realm.")
+    sys_interval: float = Field(
+        10.0, ge=0, description="Seconds between $SYS/broker/... updates (0: never)."
+    )
+    mqtt_max_keepalive: int = Field(
+        65535, ge=1, le=65535, description="Longest MQTT keep alive granted, in seconds."
+    )
+    mqtt_receive_maximum: int = Field(
+        100, ge=1, le=65535, description="Unacknowledged QoS 1/2 publishes a client may send."
+    )
+    mqtt_max_packet_size: int = Field(
+        1 << 20, ge=64, le=268_435_455, description="Largest MQTT packet accepted, in bytes."
+    )
+    mqtt_topic_alias_maximum: int = Field(
+        10, ge=0, le=65535, description="Topic aliases an MQTT 5 client may set up."
+    )
+    mqtt_max_queued_messages: int = Field(
+        1000, ge=0, description="QoS 1/2 messages kept per session beyond those in flight."
+    )
+    mqtt_max_session_expiry: int = Field(
+        86_400, ge=0, description="Longest MQTT session expiry interval granted, in seconds."
+    )
     wamp_path_default: str = Field(
         "wamp.2.json", description="Subprotocol for clients on /wamp that send no header."
     )

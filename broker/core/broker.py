@@ -1,12 +1,28 @@
-"""Broker-wide core state: the configured realms."""
+"""Broker-wide core state: realms, the login hook, deadlines, session records and counters."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
+from broker.core.auth import AllowAll, Authenticator
 from broker.core.realm import Realm
 from broker.core.retained import RetainedStore
+from broker.core.timers import Timers
+
+
+@dataclass(slots=True)
+class BrokerStats:
+    """Counters every adapter adds to; `$SYS/broker/...` publishes them."""
+
+    clients_connected: int = 0
+    messages_received: int = 0  # protocol packets/frames of any kind
+    messages_sent: int = 0
+    publish_received: int = 0
+    publish_sent: int = 0
+    publish_dropped: int = 0  # queued QoS 1/2 messages lost to a full session queue
 
 
 def memory_retained_store() -> RetainedStore:
@@ -20,14 +36,33 @@ def memory_retained_store() -> RetainedStore:
 class Broker:
     """The realms of one broker, each with its own retained store; no I/O."""
 
-    __slots__ = ("_realms", "default_realm", "realms")
+    __slots__ = (
+        "_realms",
+        "authenticator",
+        "clock",
+        "default_realm",
+        "realms",
+        "sessions",
+        "started",
+        "stats",
+        "timers",
+    )
 
     def __init__(
         self,
         realms: Iterable[str] = ("realm1",),
         default_realm: str = "realm1",
         retained_factory: Callable[[], RetainedStore] = memory_retained_store,
+        authenticator: Authenticator | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.authenticator: Authenticator = authenticator or AllowAll()
+        self.clock = clock
+        self.started = clock()
+        self.timers = Timers()
+        self.stats = BrokerStats()
+        # Session records that outlive a connection, by (protocol, realm, client id).
+        self.sessions: dict[tuple[str, str, str], object] = {}
         self._realms: dict[str, Realm] = {}
         for name in realms:
             if not name:

@@ -19,7 +19,8 @@ class Message:
     user_properties: tuple[tuple[str, str], ...] = ()
     response_topic: str | None = None
     correlation_data: bytes | None = None
-    expiry: float | None = None
+    expiry: float | None = None  # seconds left to live when handed to the core
+    payload_format: int | None = None  # MQTT 5 payload format indicator: 1 means UTF-8 text
     qos: int = 0
     retain: bool = False
     origin: str | None = None

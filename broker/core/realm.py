@@ -8,7 +8,12 @@ from typing import Protocol
 
 from broker.core.message import Delivery, Message
 from broker.core.retained import RetainedStore
-from broker.core.topics import TopicTree, validate_topic_filter, validate_topic_name
+from broker.core.topics import (
+    InvalidTopic,
+    TopicTree,
+    validate_topic_filter,
+    validate_topic_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +43,46 @@ class Subscription:
     identifier: int | None = None
 
 
+SHARE_PREFIX = "$share/"
+
+
+def split_shared(topic_filter: str) -> tuple[str, str] | None:
+    """(group, filter) of a `$share/<group>/<filter>` subscription, or None for a plain one."""
+    if not topic_filter.startswith(SHARE_PREFIX):
+        return None
+    group, sep, real_filter = topic_filter[len(SHARE_PREFIX) :].partition("/")
+    if not sep or not group or "+" in group or "#" in group or not real_filter:
+        raise InvalidTopic(
+            f"shared subscription {topic_filter[:100]!r} must be $share/<group>/<filter> "
+            "with a group name free of '/', '+' and '#'"
+        )
+    return group, real_filter
+
+
+class SharedGroup:
+    """The members of one `$share/<group>/<filter>`: each message goes to one, round robin."""
+
+    __slots__ = ("_next", "members", "session_id")
+
+    def __init__(self, name: str) -> None:
+        self.session_id = f"$share/{name}"
+        self.members: list[Subscription] = []
+        self._next = 0
+
+    def deliver(self, delivery: Delivery, subscription: Subscription) -> None:
+        members = self.members
+        if not members:
+            return
+        index = self._next % len(members)
+        self._next = index + 1
+        member = members[index]
+        member.subscriber.deliver(delivery, member)
+
+
 class Realm:
     """An isolated namespace: a topic tree of subscriptions plus a retained store."""
 
-    __slots__ = ("_by_subscriber", "_retained", "_tree", "name")
+    __slots__ = ("_by_subscriber", "_retained", "_shared", "_tree", "name")
 
     def __init__(self, name: str, retained: RetainedStore) -> None:
         self.name = name
@@ -49,6 +90,7 @@ class Realm:
         self._tree: TopicTree[Subscription] = TopicTree()
         # Filters of each subscriber, so a disconnect needs no walk of the tree.
         self._by_subscriber: dict[Subscriber, set[str]] = {}
+        self._shared: dict[tuple[str, str], SharedGroup] = {}
 
     def __repr__(self) -> str:
         return f"<Realm {self.name!r}: {len(self._tree)} subscriptions>"
@@ -65,23 +107,72 @@ class Realm:
 
     def subscription(self, subscriber: Subscriber, topic_filter: str) -> Subscription | None:
         """The subscriber's current subscription to exactly this filter, if any."""
-        return self._tree.get(topic_filter, subscriber)
+        shared = split_shared(topic_filter)
+        if shared is None:
+            return self._tree.get(topic_filter, subscriber)
+        group = self._shared.get(shared)
+        if group is None:
+            return None
+        return next((m for m in group.members if m.subscriber is subscriber), None)
 
     def subscribe(self, subscription: Subscription) -> list[Message]:
-        """Add or replace (subscriber, filter); return the retained messages it matches."""
+        """Add or replace (subscriber, filter); return the retained messages it matches.
+
+        A `$share/<group>/<filter>` subscription joins that group and gets no retained messages.
+        """
         topic_filter = subscription.topic_filter
-        validate_topic_filter(topic_filter)
         subscriber = subscription.subscriber
-        self._tree.add(topic_filter, subscriber, subscription)
+        shared = split_shared(topic_filter)
+        if shared is None:
+            validate_topic_filter(topic_filter)
+            self._tree.add(topic_filter, subscriber, subscription)
+        else:
+            validate_topic_filter(shared[1])
+            self._join(shared, subscription)
         filters = self._by_subscriber.get(subscriber)
         if filters is None:
             filters = self._by_subscriber[subscriber] = set()
         filters.add(topic_filter)
-        return self._retained.matching(topic_filter)
+        return [] if shared is not None else self._retained.matching(topic_filter)
+
+    def _join(self, key: tuple[str, str], subscription: Subscription) -> None:
+        group = self._shared.get(key)
+        if group is None:
+            group = self._shared[key] = SharedGroup(key[0])
+            self._tree.add(key[1], group, Subscription(group, key[1]))
+        members = group.members
+        for index, member in enumerate(members):
+            if member.subscriber is subscription.subscriber:
+                members[index] = subscription
+                return
+        members.append(subscription)
+
+    def _leave(self, key: tuple[str, str], subscriber: Subscriber) -> bool:
+        group = self._shared.get(key)
+        if group is None:
+            return False
+        kept = [m for m in group.members if m.subscriber is not subscriber]
+        if len(kept) == len(group.members):
+            return False
+        group.members[:] = kept
+        if not kept:
+            del self._shared[key]
+            self._tree.remove(key[1], group)
+        return True
+
+    def _remove(self, subscriber: Subscriber, topic_filter: str) -> bool:
+        shared = split_shared(topic_filter)
+        if shared is None:
+            return self._tree.remove(topic_filter, subscriber)
+        return self._leave(shared, subscriber)
 
     def unsubscribe(self, subscriber: Subscriber, topic_filter: str) -> bool:
         """Remove (subscriber, filter); True if it existed."""
-        if not self._tree.remove(topic_filter, subscriber):
+        try:
+            removed = self._remove(subscriber, topic_filter)
+        except InvalidTopic:
+            return False
+        if not removed:
             return False
         filters = self._by_subscriber[subscriber]
         filters.discard(topic_filter)
@@ -94,9 +185,8 @@ class Realm:
         filters = self._by_subscriber.pop(subscriber, None)
         if filters is None:
             return 0
-        tree = self._tree
         for topic_filter in filters:
-            tree.remove(topic_filter, subscriber)
+            self._remove(subscriber, topic_filter)
         return len(filters)
 
     def publish(self, message: Message) -> int:

@@ -39,6 +39,9 @@ class Link(Protocol):
     def close(self, code: int, reason: str = "") -> None:
         """Start the closing handshake."""
 
+    def set_receive_timeout(self, seconds: float | None) -> None:
+        """Call on_receive_timeout when nothing arrives for this long (None: never)."""
+
 
 class Adapter(Protocol):
     """One connection's protocol session, driven by the transport."""
@@ -51,6 +54,12 @@ class Adapter(Protocol):
 
     def on_close(self) -> None:
         """The connection is gone; release what the session holds."""
+
+    def on_receive_timeout(self) -> None:
+        """Nothing arrived within the timeout the adapter set; the link is still open."""
+
+    def on_shutdown(self) -> None:
+        """The server is stopping: say goodbye in the protocol's words (a 1001 close follows)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,12 @@ class RawSession:
     def on_close(self) -> None:
         self._realm.unsubscribe_all(self)
 
+    def on_receive_timeout(self) -> None:
+        pass  # a raw client never sets one
+
+    def on_shutdown(self) -> None:
+        pass  # the 1001 close says it all
+
     def deliver(self, delivery: Delivery, subscription: Subscription) -> None:
         self._send(delivery)
 

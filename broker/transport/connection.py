@@ -58,6 +58,7 @@ class ClientConnection(asyncio.Protocol):
         "_out",
         "_out_bytes",
         "_ping_sent",
+        "_receive_timeout",
         "_transport",
         "dropped",
         "last_message",
@@ -80,6 +81,7 @@ class ClientConnection(asyncio.Protocol):
         self._out_bytes = 0
         self._flush_scheduled = False
         self._ping_sent: float | None = None
+        self._receive_timeout: float | None = None
         self._deadline = 0.0
         self._close_code: int = CloseCode.ABNORMAL
         self._close_reason = ""
@@ -196,6 +198,18 @@ class ClientConnection(asyncio.Protocol):
         self._deadline = self._listener.now() + self._listener.settings.close_timeout
         self._queue(self._codec.send_close(code, reason), force=True)
 
+    def set_receive_timeout(self, seconds: float | None) -> None:
+        self._receive_timeout = seconds
+
+    def shutdown(self) -> None:
+        """The server is stopping: let the adapter say goodbye, then close with 1001."""
+        if self.phase is Phase.OPEN and self._adapter is not None:
+            try:
+                self._adapter.on_shutdown()
+            except Exception:
+                log.exception("adapter failed to say goodbye on session %s", self.session_id)
+        self.close(CloseCode.GOING_AWAY, "server shutting down")
+
     # housekeeping, called by the listener's timer
 
     def tick(self, now: float) -> None:
@@ -208,7 +222,12 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.phase is not Phase.OPEN or self._codec is None:
             return
-        if settings.idle_timeout and now - self.last_message >= settings.idle_timeout:
+        timeout = self._receive_timeout
+        if timeout is not None and now - self.last_received >= timeout:
+            self._receive_timeout = None  # once: the adapter decides what follows
+            if self._adapter is not None:
+                self._adapter.on_receive_timeout()
+        elif settings.idle_timeout and now - self.last_message >= settings.idle_timeout:
             self.close(CloseCode.NORMAL, "idle timeout")
         elif self._ping_sent is not None:
             if now - self._ping_sent >= settings.ping_timeout:

@@ -16,7 +16,6 @@ from broker import __version__
 from broker.subprotocols.base import AdapterContext
 from broker.subprotocols.registry import Registry
 from broker.transport.connection import ClientConnection
-from broker.transport.frames import CloseCode
 from broker.transport.http import Request
 
 if TYPE_CHECKING:
@@ -162,7 +161,7 @@ class Listener:
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):
-            connection.close(CloseCode.GOING_AWAY, "server shutting down")
+            connection.shutdown()
         if self.connections:
             with anyio.move_on_after(self.settings.close_timeout):
                 await self._drained.wait()
