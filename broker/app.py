@@ -13,7 +13,7 @@ from broker.config import Settings
 from broker.core.broker import Broker
 from broker.core.sys_topics import publish_sys
 from broker.store.memory import MemoryRetainedStore
-from broker.subprotocols import raw
+from broker.subprotocols import mqtt, raw
 from broker.subprotocols.base import AdapterContext
 from broker.subprotocols.registry import Registry
 from broker.transport.server import Listener
@@ -25,6 +25,7 @@ _CORE_TICK_SECONDS = 0.1
 def default_registry() -> Registry:
     """Every adapter the broker ships, by token and path."""
     registry = Registry()
+    registry.register(mqtt.SPEC)
     registry.register(raw.SPEC, fallback=True)
     return registry
 

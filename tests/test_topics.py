@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from broker.core.topics import (
     InvalidTopic,
     TopicTree,
+    topic_matches,
     validate_topic_filter,
     validate_topic_name,
 )
@@ -265,3 +266,8 @@ def test_random_add_remove_leaves_no_garbage(ops: list[tuple[bool, str, str]]) -
     assert tree.is_empty()
     assert tree._nodes == 0
     assert tree._count_nodes() == 0
+
+
+@given(filters(), topics())
+def test_topic_matches_agrees_with_the_spec(topic_filter: str, topic: str) -> None:
+    assert topic_matches(topic_filter, topic) == spec_matches(topic_filter, topic)

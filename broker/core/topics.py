@@ -56,6 +56,22 @@ def validate_topic_filter(topic_filter: str) -> None:
             raise InvalidTopic(f"topic filter {topic_filter[:100]!r}: + must be a whole level")
 
 
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether one valid filter matches one topic name (MQTT rules, `$` rule included)."""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    filter_levels = topic_filter.split("/")
+    topic_levels = topic.split("/")
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if index >= len(topic_levels):
+            return False
+        if level != "+" and level != topic_levels[index]:
+            return False
+    return len(filter_levels) == len(topic_levels)
+
+
 class _Node(Generic[V]):
     """One level of the trie; wildcard children live in their own slots for a fast walk."""
 

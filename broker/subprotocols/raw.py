@@ -90,6 +90,7 @@ class RawSession:
                 self._topic,
                 data,
                 content_type=TEXT_PLAIN if text else None,
+                payload_format=1 if text else None,
                 origin=self.session_id,
             )
         )
