@@ -388,6 +388,8 @@ class PacketReader:
             if buf:
                 # Only copy the pending bytes out once the first pending packet is complete.
                 buf += data
+                if not self._ready:
+                    self._check_first(buf[0])
                 n = len(buf)
                 hlen, length = _remaining_length(buf, 0, n)
                 if not hlen:
@@ -404,6 +406,8 @@ class PacketReader:
             ready = self._ready
             version = self.version
             append = out.append
+            if n and not ready:
+                self._check_first(data[0])
             while n - pos >= 2:
                 b0 = data[pos]
                 b1 = data[pos + 1]
@@ -435,6 +439,17 @@ class PacketReader:
             buf.clear()
             out.append(ProtocolViolation(exc.reason_code, exc.message))
         return out
+
+    def _check_first(self, b0: int) -> None:
+        """Reject a wrong first packet from its first byte, not after buffering its body."""
+        ptype = b0 >> 4
+        if not self._from_server:
+            if ptype != PacketType.CONNECT:
+                raise DecodeError(_PROTOCOL_ERROR, "first packet must be CONNECT")
+        elif ptype != PacketType.CONNACK and (
+            ptype != PacketType.AUTH or self.version not in (None, MQTT_5)
+        ):
+            raise DecodeError(_PROTOCOL_ERROR, "first packet must be CONNACK")
 
     def _too_large(self, size: int) -> DecodeError:
         return DecodeError(
