@@ -39,3 +39,12 @@ class Delivery:
         if data is None:
             data = self._wire[form] = build(self.message)
         return data
+
+    def cached(self, form: Hashable) -> bytes | None:
+        """The bytes of `form` if some connection built them already."""
+        return self._wire.get(form)
+
+    def store(self, form: Hashable, data: bytes) -> bytes:
+        """Keep `data` as the bytes of `form` for the connections that follow; return it."""
+        self._wire[form] = data
+        return data

@@ -177,13 +177,12 @@ class ClientConnection(asyncio.Protocol):
         if codec.compressed:
             frame = codec.send_message(delivery.wire(form, build), text=text)
         else:
-
-            def build_frame(message: Message) -> bytes:
-                return encode_frame(
-                    Opcode.TEXT if text else Opcode.BINARY, delivery.wire(form, build)
-                )
-
-            frame = delivery.wire(("ws", form, text), build_frame)
+            # The whole frame is shared too: one header for all uncompressed connections.
+            key = ("ws", form, text)
+            frame = delivery.cached(key) or delivery.store(
+                key,
+                encode_frame(Opcode.TEXT if text else Opcode.BINARY, delivery.wire(form, build)),
+            )
         self._queue(frame)
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
@@ -359,4 +358,3 @@ class ClientConnection(asyncio.Protocol):
         out.clear()
         self._out_bytes = 0
         self._transport.write(data)
-

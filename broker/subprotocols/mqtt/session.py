@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from broker.core.auth import Credentials
 from broker.core.message import Delivery, Message
@@ -71,6 +71,7 @@ class MqttSession:
         "_link",
         "_phase",
         "_problem_info",
+        "_qos0_forms",
         "_reader",
         "_realm",
         "_settings",
@@ -99,6 +100,7 @@ class MqttSession:
         self._client_alias_max = 0
         self._client_max_packet: int | None = None
         self._problem_info = True
+        self._qos0_forms = _QOS0_FORMS[False]
         self.send_quota = 65535  # the client's Receive Maximum
         self.session_id = link.session_id
         self.version = 0
@@ -158,18 +160,14 @@ class MqttSession:
 
     def send_qos0(self, delivery: Delivery, retain: bool, ids: tuple[int, ...]) -> None:
         """A QoS 0 delivery: one encoding shared by every connection of the same wire form."""
-        version = self.version
-        if version == MQTT_5 and (ids or self._client_alias_max):
+        if self.version == MQTT_5 and (ids or self._client_alias_max):
             self._send_publish(delivery.message, 0, retain, ids, None, False)
             return
-        five = version == MQTT_5
-        form = ("mqtt5" if five else "mqtt3", retain)
-        data = delivery.wire(form, _QOS0_BUILDERS[five, retain])
-        if self._client_max_packet is not None and len(data) > self._client_max_packet:
+        form, build = self._qos0_forms[retain]
+        limit = self._client_max_packet
+        if limit is not None and len(delivery.wire(form, build)) > limit:
             return  # MQTT-3.1.2-25: too big for the client: dropped as if delivered
-        self._link.send_delivery(
-            delivery, form, _QOS0_BUILDERS[five, retain], text=False, droppable=True
-        )
+        self._link.send_delivery(delivery, form, build, text=False, droppable=True)
         self._count_publish()
 
     def send_publish(self, outgoing: Outgoing, packet_id: int, *, dup: bool) -> None:
@@ -218,6 +216,7 @@ class MqttSession:
 
     def _connect(self, connect: Connect) -> None:
         version = self.version = connect.protocol_level
+        self._qos0_forms = _QOS0_FORMS[version == MQTT_5]
         settings = self._settings
         props = connect.properties
         client_id = connect.client_id
@@ -612,7 +611,8 @@ class MqttSession:
         self._link.close(ws_code, reason[:120])
 
 
-def _qos0_builder(five: bool, retain: bool) -> Callable[[Message], bytes]:
+def _qos0_form(five: bool, retain: bool) -> tuple[Hashable, Callable[[Message], bytes]]:
+    """The shared wire form of a QoS 0 PUBLISH (3.1 and 3.1.1 share one) and its builder."""
     version = MQTT_5 if five else 4
 
     def build(message: Message) -> bytes:
@@ -621,11 +621,10 @@ def _qos0_builder(five: bool, retain: bool) -> Callable[[Message], bytes]:
             version, message.topic, message.payload, 0, retain, False, None, properties
         )
 
-    return build
+    return ("mqtt5" if five else "mqtt3", retain), build
 
 
-_QOS0_BUILDERS = {
-    (five, retain): _qos0_builder(five, retain)
-    for five in (False, True)
-    for retain in (False, True)
+# By 5.0 or not, then by retain flag.
+_QOS0_FORMS = {
+    five: (_qos0_form(five, retain=False), _qos0_form(five, retain=True)) for five in (False, True)
 }
