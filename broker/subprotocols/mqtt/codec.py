@@ -54,6 +54,16 @@ __all__ = [
     "encode_publish",
 ]
 
+# Choices where the specification leaves room (also in the report to the session owners):
+# - A remaining length in more bytes than needed is accepted on receive (as Mosquitto does).
+# - max_packet_size bounds the whole packet, fixed header included, as 5.0 counts it.
+# - Topic names of PUBLISH and of wills are checked here (no wildcard, not empty unless a 5.0
+#   topic alias stands for it): TOPIC_NAME_INVALID. Topic filters are the session's, since 5.0
+#   answers a bad filter in SUBACK instead of disconnecting.
+# - A reason code not listed for the packet is MALFORMED_PACKET; a packet type the other side
+#   may not send is PROTOCOL_ERROR; packet type 0 (and 15 before 5.0) is MALFORMED_PACKET.
+# - Packet identifier 0, SUBSCRIBE/UNSUBSCRIBE without filters, empty SUBACK/5.0 UNSUBACK:
+#   PROTOCOL_ERROR. PUBLISH QoS 0 with DUP: MALFORMED_PACKET in every version.
 _MALFORMED = ReasonCode.MALFORMED_PACKET
 _PROTOCOL_ERROR = ReasonCode.PROTOCOL_ERROR
 _TOPIC_NAME_INVALID = ReasonCode.TOPIC_NAME_INVALID
@@ -148,7 +158,10 @@ def _parse_publish(
         pos += 2
     properties = NO_PROPERTIES
     if version == MQTT_5:
-        properties, pos = decode_properties(data, pos, end, PacketType.PUBLISH, from_server)
+        if pos < end and not data[pos]:
+            pos += 1  # the common empty property section, without a call
+        else:
+            properties, pos = decode_properties(data, pos, end, PacketType.PUBLISH, from_server)
     if not topic or "+" in topic or "#" in topic:
         _check_topic_name(topic, version, properties)
     return Publish(topic, data[pos:end], qos, bool(b0 & 1), bool(b0 & 8), packet_id, properties)
