@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     mqtt_receive_maximum: int = Field(
         100, ge=1, le=65535, description="Unacknowledged QoS 1/2 publishes a client may send."
     )
+    mqtt_max_inflight: int = Field(
+        20, ge=1, le=65535, description="QoS 1/2 messages in flight to one MQTT client at most."
+    )
     mqtt_max_packet_size: int = Field(
         1 << 20, ge=64, le=268_435_455, description="Largest MQTT packet accepted, in bytes."
     )

@@ -9,6 +9,7 @@ from broker.core.realm import Subscription
 from broker.subprotocols.mqtt.codec import ProtocolViolation
 from broker.subprotocols.mqtt.packets import (
     MQTT_5,
+    ConnAck,
     Connect,
     Disconnect,
     PingReq,
@@ -739,3 +740,26 @@ def test_violation_is_reported_once_and_input_after_it_is_ignored() -> None:
     assert len(packets) == 1
     assert not isinstance(packets[0], ProtocolViolation)
     assert isinstance(packets[0], Disconnect)
+
+
+def test_broken_5_connect_gets_a_connack_with_the_reason() -> None:
+    client = Harness().client(MQTT_5)
+    # A 5.0 CONNECT whose property length runs past the packet.
+    body = b"\x00\x04MQTT\x05\x02\x00\x3c\x09\x00\x01c"
+    client.send_bytes(bytes([0x10, len(body)]) + body)
+    (connack,) = client.received()
+    assert isinstance(connack, ConnAck)
+    assert connack.reason_code == ReasonCode.MALFORMED_PACKET
+    assert client.link.closed is not None
+
+
+def test_messages_in_flight_are_capped_for_3_1_1_too() -> None:
+    harness = Harness(mqtt_max_inflight=3)
+    subscriber = harness.client(4)
+    subscriber.connect("sub")
+    subscribe(subscriber, "t", qos=1)
+    publisher = harness.client(4)
+    publisher.connect("pub")
+    for n in range(5):
+        publisher.send(Publish("t", b"%d" % n, qos=1, packet_id=n + 1))
+    assert len(publishes(subscriber)) == 3

@@ -283,10 +283,11 @@ class MqttSession:
         self._link.set_receive_timeout(keep_alive * 1.5 if keep_alive else None)
 
         expiry_max = settings.mqtt_max_session_expiry
+        self.send_quota = settings.mqtt_max_inflight
         if version == MQTT_5:
             requested = props.session_expiry_interval or 0
             expiry = min(requested, expiry_max)
-            self.send_quota = props.receive_maximum or 65535
+            self.send_quota = min(props.receive_maximum or 65535, self.send_quota)
             self._client_max_packet = props.maximum_packet_size
             self._client_alias_max = props.topic_alias_maximum or 0
             self._problem_info = props.request_problem_information != 0
@@ -595,6 +596,11 @@ class MqttSession:
                 # MQTT-3.1.2-2: CONNACK 0x01 in the 3.1.1 form, which every version can read.
                 self.version = 4
                 self._refuse(ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION, 0, message)
+                return
+            if self._reader.version == MQTT_5:
+                # A broken 5.0 CONNECT: say why in a CONNACK before closing (MQTT 5 3.1.4).
+                self.version = MQTT_5
+                self._refuse(0, reason_code, message)
                 return
             self._abort(_WS_PROTOCOL_ERROR, message)
             return
