@@ -92,12 +92,14 @@ class ClientProtocol(asyncio.Protocol):
         *,
         counted: bool = True,
         on_receive: Callable[[], None] | None = None,
+        subprotocol: str | None = None,
     ) -> None:
+        offer = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
         self.request = (
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
+            f"Sec-WebSocket-Version: 13\r\n{offer}\r\n"
         ).encode()
         self.counters = counters
         self.counted = counted
@@ -124,15 +126,19 @@ class ClientProtocol(asyncio.Protocol):
             end = self._head.find(b"\r\n\r\n")
             if end < 0:
                 return
-            status = self._head[: self._head.find(b"\r\n")]
+            head = self._head[:end]
+            status = head[: head.find(b"\r\n")] if b"\r\n" in head else head
             rest = self._head[end + 4 :]
             self._head = b""
-            if b" 101 " not in status + b" ":
-                self.upgraded.set_exception(ConnectionError(f"upgrade refused: {status!r}"))
+            problem = None if b" 101 " in status + b" " else f"upgrade refused: {status!r}"
+            problem = problem or self.check_upgrade(head)
+            if problem:
+                self.upgraded.set_exception(ConnectionError(problem))
                 assert self.transport is not None
                 self.transport.close()
                 return
             self.upgraded.set_result(None)
+            self.opened()
             if not rest:
                 return
             data = rest
@@ -143,6 +149,13 @@ class ClientProtocol(asyncio.Protocol):
         if not self.upgraded.done():
             self.upgraded.set_exception(exc or ConnectionError("closed during the upgrade"))
         self.lost.set()
+
+    def check_upgrade(self, head: bytes) -> str | None:
+        """Subclasses may refuse the 101 response (its status line and headers): say why."""
+        return None
+
+    def opened(self) -> None:
+        """Called once the upgrade succeeded, before any frame is read (for subclasses)."""
 
     # --- frame walking
 
