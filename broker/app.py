@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 from typing import Any
@@ -44,6 +45,7 @@ async def serve(
     )
     listener = Listener(settings, AdapterContext(core, settings), registry or default_registry())
     await listener.start()
+    _tune_gc()
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(listener.keep_time)
@@ -52,6 +54,17 @@ async def serve(
     finally:
         with anyio.CancelScope(shield=True):
             await listener.shutdown()
+
+
+def _tune_gc() -> None:
+    """Collect young objects less often, and never re-scan what start-up made.
+
+    Every message allocates a few short-lived containers (packet, Message, Delivery); with the
+    default threshold of 700 the collector ran on the hot path 4.6 % of the time (py-spy,
+    QoS 1 fan-out). Reference counting frees these objects anyway; cycles are rare.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 async def _keep_core_time(core: Broker, sys_interval: float) -> None:

@@ -763,3 +763,36 @@ def test_messages_in_flight_are_capped_for_3_1_1_too() -> None:
     for n in range(5):
         publisher.send(Publish("t", b"%d" % n, qos=1, packet_id=n + 1))
     assert len(publishes(subscriber)) == 3
+
+
+@BOTH
+def test_shared_qos1_encoding_carries_each_subscribers_packet_id(version: int) -> None:
+    harness = Harness()
+    subscribers = []
+    for n in range(3):
+        subscriber = harness.client(version)
+        subscriber.connect(f"sub{n}")
+        subscribe(subscriber, "t/#", qos=2)
+        subscribe(subscriber, f"warm/{n}", qos=1, packet_id=2)
+        # Different packet ids per subscriber: each has used a different number before.
+        for _ in range(n):
+            harness.broker.default_realm.publish(Message(f"warm/{n}", b"", qos=1))
+            for p in publishes(subscriber):
+                subscriber.send(PubAck(p.packet_id or 0))
+        subscribers.append(subscriber)
+    props = Properties(content_type="text/plain", user_properties=(("k", "v"),))
+    publisher = harness.client(version)
+    publisher.connect("pub")
+    payload = b"p" * 300  # a two-byte remaining length
+    if version == MQTT_5:
+        publisher.send(Publish("t/long", payload, qos=2, packet_id=9, properties=props))
+    else:
+        publisher.send(Publish("t/long", payload, qos=2, packet_id=9))
+    seen = set()
+    for subscriber in subscribers:
+        (message,) = publishes(subscriber)
+        assert (message.topic, message.payload, message.qos) == ("t/long", payload, 2)
+        if version == MQTT_5:
+            assert message.properties == props
+        seen.add(message.packet_id)
+    assert len(seen) == 3

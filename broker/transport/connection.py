@@ -57,6 +57,7 @@ class ClientConnection(asyncio.Protocol):
         "_listener",
         "_out",
         "_out_bytes",
+        "_paused",
         "_ping_sent",
         "_receive_timeout",
         "_transport",
@@ -80,6 +81,7 @@ class ClientConnection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._flush_scheduled = False
+        self._paused = False  # the transport's own buffer is past the soft limit
         self._ping_sent: float | None = None
         self._receive_timeout: float | None = None
         self._deadline = 0.0
@@ -100,6 +102,8 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self._transport = cast("asyncio.Transport", transport)
+        # pause_writing() then tells us, for free, when the kernel stopped keeping up.
+        self._transport.set_write_buffer_limits(high=self._listener.settings.outgoing_soft_limit)
         peername = transport.get_extra_info("peername")
         if isinstance(peername, tuple):
             host = f"[{peername[0]}]" if ":" in str(peername[0]) else str(peername[0])
@@ -138,6 +142,12 @@ class ClientConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         return False
 
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+
     def connection_lost(self, exc: Exception | None) -> None:
         was_open = self._codec is not None
         self.phase = Phase.CLOSED
@@ -170,7 +180,9 @@ class ClientConnection(asyncio.Protocol):
         codec = self._codec
         if self.phase is not Phase.OPEN or codec is None:
             return
-        if droppable and self._backlog() > self._listener.settings.outgoing_soft_limit:
+        soft = self._listener.settings.outgoing_soft_limit
+        # Not paused: the transport holds at most `soft`, so only our own list can tip it over.
+        if droppable and (self._paused or self._out_bytes > soft) and self._backlog() > soft:
             self.dropped += 1
             self._listener.count_dropped()
             return
@@ -310,7 +322,7 @@ class ClientConnection(asyncio.Protocol):
         """Both close frames are exchanged (or the peer failed): flush, then drop TCP first."""
         self.phase = Phase.CLOSING
         self._deadline = self._listener.now() + self._listener.settings.close_timeout
-        self._flush()
+        self.flush()
         if self._transport is not None:
             self._transport.close()
 
@@ -333,20 +345,28 @@ class ClientConnection(asyncio.Protocol):
         return self._out_bytes + buffered
 
     def _queue(self, data: bytes, *, force: bool = False) -> None:
-        if self._transport is None or self._transport.is_closing():
+        transport = self._transport
+        if transport is None or transport.is_closing():
             return
-        if not force and self._backlog() > self._listener.settings.outgoing_hard_limit:
-            self._close_code, self._close_reason = CloseCode.POLICY_VIOLATION, "slow consumer"
-            self._listener.count_slow_disconnect()
-            self._abort("outgoing buffer over its hard limit")
+        # Only a paused transport, or a long list of our own, can be near the hard limit.
+        soft = self._listener.settings.outgoing_soft_limit
+        if not force and (self._paused or self._out_bytes > soft) and self._over_hard_limit():
             return
         self._out.append(data)
         self._out_bytes += len(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._listener.loop.call_soon(self._flush)
+            self._listener.schedule_flush(self)
 
-    def _flush(self) -> None:
+    def _over_hard_limit(self) -> bool:
+        if self._backlog() <= self._listener.settings.outgoing_hard_limit:
+            return False
+        self._close_code, self._close_reason = CloseCode.POLICY_VIOLATION, "slow consumer"
+        self._listener.count_slow_disconnect()
+        self._abort("outgoing buffer over its hard limit")
+        return True
+
+    def flush(self) -> None:
         """Write everything queued in this loop iteration with one socket write."""
         self._flush_scheduled = False
         out = self._out

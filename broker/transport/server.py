@@ -44,6 +44,8 @@ class Listener:
         self._ids = itertools.count(1)
         self._id_prefix = f"{os.getpid():x}-"
         self._drained = anyio.Event()
+        # Connections with something queued; one callback per loop iteration writes them all.
+        self._dirty: list[ClientConnection] = []
         self.addresses: list[tuple[str, int]] = []
 
     # used by connections
@@ -65,6 +67,18 @@ class Listener:
         self.connections.discard(connection)
         if not self.connections:
             self._drained.set()
+
+    def schedule_flush(self, connection: ClientConnection) -> None:
+        """Have `connection` written out at the end of this loop iteration."""
+        dirty = self._dirty
+        if not dirty:
+            self.loop.call_soon(self._flush_all)
+        dirty.append(connection)
+
+    def _flush_all(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for connection in dirty:
+            connection.flush()
 
     def count_dropped(self) -> None:
         self.dropped_messages += 1

@@ -1,4 +1,9 @@
-"""MQTT control packets (3.1, 3.1.1 and 5.0) as typed events; the codec turns bytes into these."""
+"""MQTT control packets (3.1, 3.1.1 and 5.0) as typed events; the codec turns bytes into these.
+
+Packets are slotted but not frozen dataclasses: a frozen one costs 0.77 µs to build against
+0.18 µs (7 fields, measured here), and a broker builds one per packet on its hot path. Nobody
+mutates them; their values (Properties, Will, SubscriptionRequest) stay frozen.
+"""
 
 from __future__ import annotations
 
@@ -134,7 +139,7 @@ class Will:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Connect:
     protocol_name: str  # "MQTT", or "MQIsdp" for 3.1
     protocol_level: int  # 3, 4 or 5
@@ -147,14 +152,14 @@ class Connect:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnAck:
     session_present: bool
     reason_code: int  # ConnectReturnCode for 3.1.1, ReasonCode for 5.0
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publish:
     topic: str  # may be "" in 5.0 when a topic alias stands for it
     payload: bytes
@@ -165,28 +170,28 @@ class Publish:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PubAck:
     packet_id: int
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PubRec:
     packet_id: int
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PubRel:
     packet_id: int
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PubComp:
     packet_id: int
     reason_code: int = 0
@@ -204,51 +209,51 @@ class SubscriptionRequest:
     retain_handling: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Subscribe:
     packet_id: int
     subscriptions: tuple[SubscriptionRequest, ...]
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SubAck:
     packet_id: int
     reason_codes: tuple[int, ...]  # granted QoS, or 0x80 (3.1.1) / a 5.0 error reason code
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unsubscribe:
     packet_id: int
     topic_filters: tuple[str, ...]
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UnsubAck:
     packet_id: int
     reason_codes: tuple[int, ...] = ()  # 5.0 only; 3.1.1 UNSUBACK has no payload
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PingReq:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PingResp:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Disconnect:
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Auth:
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES

@@ -44,6 +44,8 @@ from broker.subprotocols.mqtt.wire import publish_properties, to_message
 
 log = logging.getLogger(__name__)
 
+Build = Callable[[Message], bytes]
+
 # WebSocket close codes after an MQTT-level goodbye.
 _WS_NORMAL = 1000
 _WS_PROTOCOL_ERROR = 1002
@@ -70,6 +72,7 @@ class MqttSession:
         "_connected",
         "_link",
         "_phase",
+        "_pid_forms",
         "_problem_info",
         "_qos0_forms",
         "_reader",
@@ -101,6 +104,7 @@ class MqttSession:
         self._client_max_packet: int | None = None
         self._problem_info = True
         self._qos0_forms = _QOS0_FORMS[False]
+        self._pid_forms = _PID_FORMS[False]
         self.send_quota = 65535  # the client's Receive Maximum
         self.session_id = link.session_id
         self.version = 0
@@ -171,14 +175,19 @@ class MqttSession:
         self._count_publish()
 
     def send_publish(self, outgoing: Outgoing, packet_id: int, *, dup: bool) -> None:
-        self._send_publish(
-            outgoing.message,
-            outgoing.qos,
-            outgoing.retain,
-            outgoing.subscription_ids,
-            packet_id,
-            dup,
-        )
+        """A QoS 1/2 message: the encoding is shared, only the packet identifier is ours."""
+        ids = outgoing.subscription_ids
+        if dup or ids or self._client_alias_max:
+            self._send_publish(outgoing.message, outgoing.qos, outgoing.retain, ids, packet_id, dup)
+            return
+        form, build = self._pid_forms[outgoing.qos == 2][outgoing.retain]
+        template = outgoing.delivery.wire(form, build)
+        limit = self._client_max_packet
+        if limit is not None and len(template) > limit and self._state is not None:
+            self._state.acknowledged(packet_id)  # discarded as if delivered (3.1.2.11.4)
+            return
+        self._link.send_message(_with_packet_id(template, packet_id), text=False)
+        self._count_publish()
 
     def send_pubrel(self, packet_id: int) -> None:
         self._send(PubRel(packet_id))
@@ -217,6 +226,7 @@ class MqttSession:
     def _connect(self, connect: Connect) -> None:
         version = self.version = connect.protocol_level
         self._qos0_forms = _QOS0_FORMS[version == MQTT_5]
+        self._pid_forms = _PID_FORMS[version == MQTT_5]
         settings = self._settings
         props = connect.properties
         client_id = connect.client_id
@@ -366,11 +376,6 @@ class MqttSession:
                     self._violation(ReasonCode.PROTOCOL_ERROR, f"topic alias {alias} not set up")
                     return
                 topic = known
-        try:
-            validate_topic_name(topic)
-        except InvalidTopic as exc:
-            self._violation(ReasonCode.TOPIC_NAME_INVALID, str(exc))
-            return
         qos = publish.qos
         packet_id = publish.packet_id
         if qos == 2 and packet_id in state.incoming_qos2:
@@ -379,7 +384,11 @@ class MqttSession:
         if qos == 2 and len(state.incoming_qos2) >= self._settings.mqtt_receive_maximum:
             self._violation(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded")
             return
-        reason = self._deliver_publish(publish, topic, state)
+        try:
+            reason = self._deliver_publish(publish, topic, state)
+        except InvalidTopic as exc:  # the core checks the name, once
+            self._violation(ReasonCode.TOPIC_NAME_INVALID, str(exc))
+            return
         if packet_id is None:
             return
         if qos == 1:
@@ -473,7 +482,7 @@ class MqttSession:
         if qos == 0:
             self._send_publish(message, 0, True, ids, None, False)
         else:
-            state.enqueue(Outgoing(message, qos, True, ids, self._broker.clock()))
+            state.enqueue(Outgoing(Delivery(message), qos, True, ids, self._broker.clock()))
 
     def _unsubscribe(self, packet: Unsubscribe) -> None:
         state = self._state_or_fail()
@@ -617,20 +626,44 @@ class MqttSession:
         self._link.close(ws_code, reason[:120])
 
 
-def _qos0_form(five: bool, retain: bool) -> tuple[Hashable, Callable[[Message], bytes]]:
-    """The shared wire form of a QoS 0 PUBLISH (3.1 and 3.1.1 share one) and its builder."""
+def _publish_form(five: bool, qos: int, retain: bool) -> tuple[Hashable, Build]:
+    """A wire form of PUBLISH shared by every connection that speaks it, and its builder.
+
+    QoS 1/2 forms are templates with packet identifier 1: each connection splices in its own.
+    3.1 and 3.1.1 share their forms.
+    """
     version = MQTT_5 if five else 4
+    packet_id = 1 if qos else None
 
     def build(message: Message) -> bytes:
         properties = publish_properties(message) if five else None
         return encode_publish(
-            version, message.topic, message.payload, 0, retain, False, None, properties
+            version, message.topic, message.payload, qos, retain, False, packet_id, properties
         )
 
-    return ("mqtt5" if five else "mqtt3", retain), build
+    return ("mqtt5" if five else "mqtt3", qos, retain), build
+
+
+def _with_packet_id(template: bytes, packet_id: int) -> bytes:
+    """A PUBLISH template with its packet identifier replaced (it follows the topic name)."""
+    i = 1
+    while template[i] & 0x80:  # the remaining length's continuation bytes
+        i += 1
+    topic_length = template[i + 1] << 8 | template[i + 2]
+    at = i + 3 + topic_length
+    return b"".join((template[:at], packet_id.to_bytes(2, "big"), template[at + 2 :]))
 
 
 # By 5.0 or not, then by retain flag.
 _QOS0_FORMS = {
-    five: (_qos0_form(five, retain=False), _qos0_form(five, retain=True)) for five in (False, True)
+    five: (_publish_form(five, 0, retain=False), _publish_form(five, 0, retain=True))
+    for five in (False, True)
+}
+# By 5.0 or not, then by QoS 2 or not, then by retain flag.
+_PID_FORMS = {
+    five: tuple(
+        (_publish_form(five, qos, retain=False), _publish_form(five, qos, retain=True))
+        for qos in (1, 2)
+    )
+    for five in (False, True)
 }

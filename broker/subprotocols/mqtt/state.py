@@ -22,12 +22,16 @@ if TYPE_CHECKING:
 class Outgoing:
     """A QoS 1 or 2 message to the client, queued or in flight under a packet identifier."""
 
-    message: Message
+    delivery: Delivery  # shared with the other subscribers: its encodings are built once
     qos: int
     retain: bool
     subscription_ids: tuple[int, ...]
     since: float  # when it was queued: its expiry counts down from here
     released: bool = False  # QoS 2: PUBREC came, PUBREL went, PUBCOMP awaited
+
+    @property
+    def message(self) -> Message:
+        return self.delivery.message
 
 
 class SessionState:
@@ -94,7 +98,7 @@ class SessionState:
             if connection is not None:
                 connection.send_qos0(delivery, retain, ids)
             return  # QoS 0 is not queued for an absent client (as Mosquitto's default)
-        self.enqueue(Outgoing(message, qos, retain, ids, self._broker.clock()))
+        self.enqueue(Outgoing(delivery, qos, retain, ids, self._broker.clock()))
 
     def _combine(self, message: Message) -> tuple[int, bool, tuple[int, ...]]:
         qos = -1
@@ -156,7 +160,7 @@ class SessionState:
                 left = expiry - (now - outgoing.since)
                 if left <= 0:
                     continue  # expired while waiting: never delivered (MQTT-3.3.2-5)
-                outgoing.message = dataclasses.replace(outgoing.message, expiry=left)
+                outgoing.delivery = Delivery(dataclasses.replace(outgoing.message, expiry=left))
             self._send(outgoing, connection)
 
     def acknowledged(self, packet_id: int) -> bool:
