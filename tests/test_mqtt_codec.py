@@ -924,3 +924,20 @@ def test_fuzz_seeded_mutations_of_every_case() -> None:
             reader = reader_for(direction, version, packet)
             items = reader.receive_data(bytes(mutated))
             check_stream(items)
+
+
+def test_publish_keeps_its_raw_bytes_only_when_they_can_be_forwarded_as_they_are() -> None:
+    def parse(data: bytes, version: int) -> Publish:
+        reader = PacketReader(server=True, version=version)
+        (packet,) = reader.receive_data(data)
+        assert isinstance(packet, Publish)
+        return packet
+
+    plain = b"\x30\x06\x00\x01tabc"
+    assert parse(plain, 4).raw == plain
+    qos1 = b"\x32\x07\x00\x01t\x00\x05ab"
+    assert parse(qos1, 4).raw == qos1
+    assert parse(b"\x3a\x07\x00\x01t\x00\x05ab", 4).raw is None  # DUP set
+    assert parse(b"\x30\x86\x00\x00\x01tabc", 4).raw is None  # non-minimal length
+    assert parse(b"\x30\x06\x00\x01t\x00ab", 5).raw == b"\x30\x06\x00\x01t\x00ab"
+    assert parse(b"\x30\x07\x00\x01t\x02\x01\x01a", 5).raw is None  # with properties

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -189,7 +190,7 @@ class Realm:
             self._remove(subscriber, topic_filter)
         return len(filters)
 
-    def publish(self, message: Message) -> int:
+    def publish(self, message: Message, seed: tuple[Hashable, bytes] | None = None) -> int:
         """Retain if asked, then deliver to every match; return how many deliveries succeeded.
 
         Raises InvalidTopic for a bad name and RetainedStoreFull (before any delivery) when a
@@ -203,6 +204,8 @@ class Realm:
             return 0
         # One Delivery for everyone, so each wire form is encoded once per publish.
         delivery = Delivery(message)
+        if seed is not None:  # a form the publisher's own packet already is
+            delivery.store(*seed)
         origin = message.origin
         delivered = 0
         for subscription in subscriptions:

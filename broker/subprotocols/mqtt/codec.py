@@ -132,9 +132,21 @@ def _trailing(pos: int, end: int, name: str) -> None:
         raise DecodeError(_MALFORMED, f"{end - pos} unexpected bytes at the end of {name}")
 
 
+def _vbi_size(value: int) -> int:
+    """Bytes in the minimal variable byte integer encoding of `value`."""
+    return 1 if value < 0x80 else 2 if value < 0x4000 else 3 if value < 0x200000 else 4
+
+
 def _parse_publish(
-    data: bytes, b0: int, pos: int, end: int, version: int, from_server: bool
+    data: bytes,
+    b0: int,
+    pos: int,
+    end: int,
+    version: int,
+    from_server: bool,
+    head: int | None = None,  # where the fixed header starts, to keep the raw packet
 ) -> Publish:
+    start = pos
     qos = (b0 >> 1) & 3
     if qos == 3:
         raise DecodeError(_MALFORMED, "PUBLISH with QoS 3")
@@ -164,7 +176,19 @@ def _parse_publish(
             properties, pos = decode_properties(data, pos, end, PacketType.PUBLISH, from_server)
     if not topic or "+" in topic or "#" in topic:
         _check_topic_name(topic, version, properties)
-    return Publish(topic, data[pos:end], qos, bool(b0 & 1), bool(b0 & 8), packet_id, properties)
+    # Without DUP or properties, and with a minimal remaining length (MQTT-1.5.5-1), the
+    # packet is exactly what a broker forwards: keep it.
+    raw = None
+    if (
+        head is not None
+        and not b0 & 8
+        and properties is NO_PROPERTIES
+        and start - head == _vbi_size(end - start) + 1
+    ):
+        raw = data[head:end]
+    return Publish(
+        topic, data[pos:end], qos, bool(b0 & 1), bool(b0 & 8), packet_id, properties, raw
+    )
 
 
 def _parse_ack(
@@ -439,7 +463,7 @@ class PacketReader:
                     break
                 if b0 & 0xF0 == 0x30 and ready:
                     assert version is not None
-                    append(_parse_publish(data, b0, start, end, version, from_server))
+                    append(_parse_publish(data, b0, start, end, version, from_server, pos))
                 else:
                     append(self._parse_other(data, b0, start, end))
                     ready = self._ready

@@ -8,7 +8,7 @@ mutates them; their values (Properties, Will, SubscriptionRequest) stay frozen.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MQTT_3_1 = 3  # protocol name "MQIsdp"
 MQTT_3_1_1 = 4
@@ -168,6 +168,8 @@ class Publish:
     dup: bool = False
     packet_id: int | None = None  # present iff qos > 0
     properties: Properties = NO_PROPERTIES
+    # The packet as received, when a broker may forward it as it is (no DUP, no properties).
+    raw: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

@@ -408,8 +408,12 @@ class MqttSession:
             except UnicodeDecodeError:
                 return ReasonCode.PAYLOAD_FORMAT_INVALID
         message = to_message(publish, topic, state.session_id, self.version)
+        raw = publish.raw
+        # The packet as received is the shared form for its QoS and retain flag: no re-encoding.
+        five = self.version == MQTT_5
+        seed = None if raw is None else (_form_key(five, publish.qos, publish.retain), raw)
         try:
-            delivered = self._realm.publish(message)
+            delivered = self._realm.publish(message, seed)
         except RetainedStoreFull:
             return ReasonCode.QUOTA_EXCEEDED
         return ReasonCode.SUCCESS if delivered else ReasonCode.NO_MATCHING_SUBSCRIBERS
@@ -634,6 +638,7 @@ def _publish_form(five: bool, qos: int, retain: bool) -> tuple[Hashable, Build]:
     """
     version = MQTT_5 if five else 4
     packet_id = 1 if qos else None
+    key = _form_key(five, qos, retain)
 
     def build(message: Message) -> bytes:
         properties = publish_properties(message) if five else None
@@ -641,7 +646,11 @@ def _publish_form(five: bool, qos: int, retain: bool) -> tuple[Hashable, Build]:
             version, message.topic, message.payload, qos, retain, False, packet_id, properties
         )
 
-    return ("mqtt5" if five else "mqtt3", qos, retain), build
+    return key, build
+
+
+def _form_key(five: bool, qos: int, retain: bool) -> Hashable:
+    return ("mqtt5" if five else "mqtt3", qos, retain)
 
 
 def _with_packet_id(template: bytes, packet_id: int) -> bytes:
