@@ -247,3 +247,34 @@ def test_broker_uses_the_factory_per_realm() -> None:
 
     Broker(realms=("a", "b"), default_realm="a", retained_factory=factory)
     assert len(made) == 2
+
+
+def test_remembered_matches_follow_every_change_of_subscriptions() -> None:
+    realm = make_realm()
+    a, b = FakeSubscriber("a"), FakeSubscriber("b")
+    assert realm.publish(Message("t/x", b"0")) == 0
+    realm.subscribe(Subscription(a, "t/+"))
+    assert realm.publish(Message("t/x", b"1")) == 1
+    realm.subscribe(Subscription(b, "$share/g/t/#"))
+    assert realm.publish(Message("t/x", b"2")) == 2
+    realm.subscribe(Subscription(a, "t/+", qos=1))  # replaced: the new options count
+    realm.publish(Message("t/x", b"3"))
+    assert a.received[-1][1].qos == 1
+    realm.unsubscribe(b, "$share/g/t/#")
+    assert realm.publish(Message("t/x", b"4")) == 1
+    realm.unsubscribe_all(a)
+    assert realm.publish(Message("t/x", b"5")) == 0
+
+
+def test_shared_subscription_round_robin_and_no_retained() -> None:
+    realm = make_realm()
+    realm.publish(Message("jobs/1", b"r", retain=True))
+    members = [FakeSubscriber(f"m{n}") for n in range(3)]
+    for member in members:
+        assert realm.subscribe(Subscription(member, "$share/workers/jobs/+")) == []
+    for n in range(6):
+        realm.publish(Message("jobs/1", b"%d" % n))
+    assert [len(m.received) for m in members] == [2, 2, 2]
+    assert realm.subscription(members[0], "$share/workers/jobs/+") is not None
+    with pytest.raises(InvalidTopic):
+        realm.subscribe(Subscription(members[0], "$share/bad+name/x"))

@@ -45,6 +45,7 @@ class Subscription:
 
 
 SHARE_PREFIX = "$share/"
+_MATCH_CACHE_SIZE = 4096
 
 
 def split_shared(topic_filter: str) -> tuple[str, str] | None:
@@ -83,7 +84,7 @@ class SharedGroup:
 class Realm:
     """An isolated namespace: a topic tree of subscriptions plus a retained store."""
 
-    __slots__ = ("_by_subscriber", "_retained", "_shared", "_tree", "name")
+    __slots__ = ("_by_subscriber", "_matches", "_retained", "_shared", "_tree", "name")
 
     def __init__(self, name: str, retained: RetainedStore) -> None:
         self.name = name
@@ -92,6 +93,9 @@ class Realm:
         # Filters of each subscriber, so a disconnect needs no walk of the tree.
         self._by_subscriber: dict[Subscriber, set[str]] = {}
         self._shared: dict[tuple[str, str], SharedGroup] = {}
+        # Topic -> its matching subscriptions, until the next change of subscriptions: most
+        # publishes go to topics published before (sensors report on the same topic).
+        self._matches: dict[str, list[Subscription]] = {}
 
     def __repr__(self) -> str:
         return f"<Realm {self.name!r}: {len(self._tree)} subscriptions>"
@@ -127,6 +131,7 @@ class Realm:
         if shared is None:
             validate_topic_filter(topic_filter)
             self._tree.add(topic_filter, subscriber, subscription)
+            self._matches.clear()
         else:
             validate_topic_filter(shared[1])
             self._join(shared, subscription)
@@ -141,6 +146,7 @@ class Realm:
         if group is None:
             group = self._shared[key] = SharedGroup(key[0])
             self._tree.add(key[1], group, Subscription(group, key[1]))
+            self._matches.clear()
         members = group.members
         for index, member in enumerate(members):
             if member.subscriber is subscription.subscriber:
@@ -159,12 +165,16 @@ class Realm:
         if not kept:
             del self._shared[key]
             self._tree.remove(key[1], group)
+            self._matches.clear()
         return True
 
     def _remove(self, subscriber: Subscriber, topic_filter: str) -> bool:
         shared = split_shared(topic_filter)
         if shared is None:
-            return self._tree.remove(topic_filter, subscriber)
+            removed = self._tree.remove(topic_filter, subscriber)
+            if removed:
+                self._matches.clear()
+            return removed
         return self._leave(shared, subscriber)
 
     def unsubscribe(self, subscriber: Subscriber, topic_filter: str) -> bool:
@@ -199,7 +209,11 @@ class Realm:
         validate_topic_name(message.topic)
         if message.retain:
             self._retained.set(message)
-        subscriptions = self._tree.match(message.topic)
+        subscriptions = self._matches.get(message.topic)
+        if subscriptions is None:
+            if len(self._matches) >= _MATCH_CACHE_SIZE:
+                self._matches.clear()
+            subscriptions = self._matches[message.topic] = self._tree.match(message.topic)
         if not subscriptions:
             return 0
         # One Delivery for everyone, so each wire form is encoded once per publish.
