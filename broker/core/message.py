@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 TEXT_PLAIN = "text/plain; charset=utf-8"
 JSON = "application/json"
@@ -26,12 +26,15 @@ class Message:
     origin: str | None = None
 
 
-@dataclass(slots=True)
 class Delivery:
     """A message on its way to subscribers: each wire form is built once and shared."""
 
-    message: Message
-    _wire: dict[Hashable, bytes] = field(default_factory=dict)
+    __slots__ = ("_frames", "_wire", "message")
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+        self._wire: dict[Hashable, bytes] = {}
+        self._frames: dict[Hashable, bytes] | None = None
 
     def wire(self, form: Hashable, build: Callable[[Message], bytes]) -> bytes:
         """Return the bytes of `form`, building them on first use only."""
@@ -40,11 +43,19 @@ class Delivery:
             data = self._wire[form] = build(self.message)
         return data
 
-    def cached(self, form: Hashable) -> bytes | None:
-        """The bytes of `form` if some connection built them already."""
-        return self._wire.get(form)
-
     def store(self, form: Hashable, data: bytes) -> bytes:
         """Keep `data` as the bytes of `form` for the connections that follow; return it."""
         self._wire[form] = data
+        return data
+
+    def frame(self, form: Hashable) -> bytes | None:
+        """The transport's framing of `form`, if a connection built it already."""
+        frames = self._frames
+        return None if frames is None else frames.get(form)
+
+    def store_frame(self, form: Hashable, data: bytes) -> bytes:
+        """Keep the transport's framing of `form` (its opcode follows from form and message)."""
+        if self._frames is None:
+            self._frames = {}
+        self._frames[form] = data
         return data

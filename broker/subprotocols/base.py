@@ -34,7 +34,10 @@ class Link(Protocol):
         text: bool,
         droppable: bool,
     ) -> None:
-        """Queue a delivery's `form`, encoded once for all connections that share it."""
+        """Queue a delivery's `form`, encoded once for all connections that share it.
+
+        `text` must follow from the form and the message: the frame is shared as well.
+        """
 
     def close(self, code: int, reason: str = "") -> None:
         """Start the closing handshake."""

@@ -190,9 +190,8 @@ class ClientConnection(asyncio.Protocol):
             frame = codec.send_message(delivery.wire(form, build), text=text)
         else:
             # The whole frame is shared too: one header for all uncompressed connections.
-            key = ("ws", form, text)
-            frame = delivery.cached(key) or delivery.store(
-                key,
+            frame = delivery.frame(form) or delivery.store_frame(
+                form,
                 encode_frame(Opcode.TEXT if text else Opcode.BINARY, delivery.wire(form, build)),
             )
         self._queue(frame)

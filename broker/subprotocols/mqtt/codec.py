@@ -464,6 +464,9 @@ class PacketReader:
                 if b0 & 0xF0 == 0x30 and ready:
                     assert version is not None
                     append(_parse_publish(data, b0, start, end, version, from_server, pos))
+                elif b0 == 0x40 and ready and end - start == 2 and (data[start] or data[end - 1]):
+                    # The other hot packet: a plain PUBACK (QoS 1 fan-out gets one per message).
+                    append(PubAck(data[start] << 8 | data[end - 1]))
                 else:
                     append(self._parse_other(data, b0, start, end))
                     ready = self._ready

@@ -82,7 +82,7 @@ class SessionState:
     def deliver(self, delivery: Delivery, subscription: Subscription) -> None:
         message = delivery.message
         ids: tuple[int, ...]
-        if subscription.topic_filter.startswith(SHARE_PREFIX) or len(self.subscriptions) < 2:
+        if len(self.subscriptions) < 2 or subscription.topic_filter.startswith(SHARE_PREFIX):
             qos = min(message.qos, subscription.qos)
             retain = message.retain and subscription.retain_as_published
             ids = () if subscription.identifier is None else (subscription.identifier,)
