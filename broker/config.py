@@ -76,8 +76,11 @@ class Settings(BaseSettings):
     mqtt_max_inflight: int = Field(
         20, ge=1, le=65535, description="QoS 1/2 messages in flight to one MQTT client at most."
     )
-    mqtt_max_packet_size: int = Field(
-        1 << 20, ge=64, le=268_435_455, description="Largest MQTT packet accepted, in bytes."
+    mqtt_max_packet_size: int | None = Field(
+        None,
+        ge=64,
+        le=268_435_455,
+        description="Largest MQTT packet accepted, in bytes (default: max_message_size - 1).",
     )
     mqtt_topic_alias_maximum: int = Field(
         10, ge=0, le=65535, description="Topic aliases an MQTT 5 client may set up."
@@ -100,6 +103,12 @@ class Settings(BaseSettings):
             )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.mqtt_max_packet_size is not None and (
+            self.mqtt_max_packet_size >= self.max_message_size
+        ):
+            # Else a packet just over the MQTT limit meets the WebSocket one first: close 1009
+            # where MQTT 5 promises DISCONNECT 0x95.
+            raise ValueError("mqtt_max_packet_size must be below max_message_size")
         if self.outgoing_soft_limit > self.outgoing_hard_limit:
             raise ValueError("outgoing_soft_limit must not exceed outgoing_hard_limit")
         return self
@@ -115,6 +124,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Flags arrive as init kwargs, so: flags > environment > TOML file > defaults.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def mqtt_packet_limit(self) -> int:
+        """The MQTT Maximum Packet Size in force: below the WebSocket message limit."""
+        return self.mqtt_max_packet_size or self.max_message_size - 1
 
     @property
     def scheme(self) -> str:

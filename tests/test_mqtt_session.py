@@ -62,7 +62,7 @@ def test_mqtt_5_connack_announces_the_servers_limits() -> None:
     connack = Harness(mqtt_receive_maximum=7, mqtt_topic_alias_maximum=3).client(MQTT_5).connect()
     assert connack.properties.receive_maximum == 7
     assert connack.properties.topic_alias_maximum == 3
-    assert connack.properties.maximum_packet_size == 1 << 20
+    assert connack.properties.maximum_packet_size == (1 << 20) - 1
 
 
 def test_empty_client_id_is_assigned_in_5() -> None:

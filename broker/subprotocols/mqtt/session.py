@@ -90,7 +90,7 @@ class MqttSession:
         self._broker = context.broker
         self._settings = context.settings
         self._reader = PacketReader(
-            server=True, max_packet_size=context.settings.mqtt_max_packet_size
+            server=True, max_packet_size=context.settings.mqtt_packet_limit
         )
         self._phase = Phase.AWAITING_CONNECT
         self._state: SessionState | None = None
@@ -318,7 +318,7 @@ class MqttSession:
                     Properties(
                         session_expiry_interval=expiry if expiry != requested else None,
                         receive_maximum=settings.mqtt_receive_maximum,
-                        maximum_packet_size=settings.mqtt_max_packet_size,
+                        maximum_packet_size=settings.mqtt_packet_limit,
                         topic_alias_maximum=settings.mqtt_topic_alias_maximum,
                         assigned_client_identifier=assigned,
                         server_keep_alive=server_keep_alive,
