@@ -206,14 +206,15 @@ class Realm:
         Raises InvalidTopic for a bad name and RetainedStoreFull (before any delivery) when a
         retained message for a new topic does not fit.
         """
-        validate_topic_name(message.topic)
-        if message.retain:
-            self._retained.set(message)
-        subscriptions = self._matches.get(message.topic)
+        topic = message.topic
+        subscriptions = self._matches.get(topic)
         if subscriptions is None:
+            validate_topic_name(topic)  # a remembered topic was valid when it was remembered
             if len(self._matches) >= _MATCH_CACHE_SIZE:
                 self._matches.clear()
-            subscriptions = self._matches[message.topic] = self._tree.match(message.topic)
+            subscriptions = self._matches[topic] = self._tree.match(topic)
+        if message.retain:
+            self._retained.set(message)
         if not subscriptions:
             return 0
         # One Delivery for everyone, so each wire form is encoded once per publish.

@@ -60,6 +60,7 @@ class ClientConnection(asyncio.Protocol):
         "_paused",
         "_ping_sent",
         "_receive_timeout",
+        "_soft_limit",
         "_transport",
         "dropped",
         "last_message",
@@ -82,6 +83,7 @@ class ClientConnection(asyncio.Protocol):
         self._out_bytes = 0
         self._flush_scheduled = False
         self._paused = False  # the transport's own buffer is past the soft limit
+        self._soft_limit = listener.settings.outgoing_soft_limit
         self._ping_sent: float | None = None
         self._receive_timeout: float | None = None
         self._deadline = 0.0
@@ -103,7 +105,7 @@ class ClientConnection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self._transport = cast("asyncio.Transport", transport)
         # pause_writing() then tells us, for free, when the kernel stopped keeping up.
-        self._transport.set_write_buffer_limits(high=self._listener.settings.outgoing_soft_limit)
+        self._transport.set_write_buffer_limits(high=self._soft_limit)
         peername = transport.get_extra_info("peername")
         if isinstance(peername, tuple):
             host = f"[{peername[0]}]" if ":" in str(peername[0]) else str(peername[0])
@@ -180,7 +182,7 @@ class ClientConnection(asyncio.Protocol):
         codec = self._codec
         if self.phase is not Phase.OPEN or codec is None:
             return
-        soft = self._listener.settings.outgoing_soft_limit
+        soft = self._soft_limit
         # Not paused: the transport holds at most `soft`, so only our own list can tip it over.
         if droppable and (self._paused or self._out_bytes > soft) and self._backlog() > soft:
             self.dropped += 1
@@ -348,7 +350,7 @@ class ClientConnection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         # Only a paused transport, or a long list of our own, can be near the hard limit.
-        soft = self._listener.settings.outgoing_soft_limit
+        soft = self._soft_limit
         if not force and (self._paused or self._out_bytes > soft) and self._over_hard_limit():
             return
         self._out.append(data)

@@ -89,9 +89,7 @@ class MqttSession:
         self._link = link
         self._broker = context.broker
         self._settings = context.settings
-        self._reader = PacketReader(
-            server=True, max_packet_size=context.settings.mqtt_packet_limit
-        )
+        self._reader = PacketReader(server=True, max_packet_size=context.settings.mqtt_packet_limit)
         self._phase = Phase.AWAITING_CONNECT
         self._state: SessionState | None = None
         self._realm: Realm = context.broker.default_realm
@@ -359,7 +357,8 @@ class MqttSession:
         self._goodbye(ReasonCode.SESSION_TAKEN_OVER, "session taken over", _WS_NORMAL)
 
     def _publish(self, publish: Publish) -> None:
-        state = self._state_or_fail()
+        state = self._state
+        assert state is not None  # _dispatch passes nothing else before CONNECT
         self._broker.stats.publish_received += 1
         topic = publish.topic
         version = self.version
@@ -402,7 +401,7 @@ class MqttSession:
         """Hand a PUBLISH to the core; the reason code its acknowledgement carries."""
         if topic.startswith("$SYS"):
             return ReasonCode.NOT_AUTHORIZED  # the broker's own topics
-        if publish.properties.payload_format_indicator == 1:
+        if self.version == MQTT_5 and publish.properties.payload_format_indicator == 1:
             try:
                 publish.payload.decode("utf-8")
             except UnicodeDecodeError:
