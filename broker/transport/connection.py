@@ -51,6 +51,7 @@ class ClientConnection(asyncio.Protocol):
         "_close_code",
         "_close_reason",
         "_codec",
+        "_compressed",
         "_deadline",
         "_flush_scheduled",
         "_inbuf",
@@ -78,6 +79,7 @@ class ClientConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._inbuf = bytearray()
         self._codec: ServerConnection | None = None
+        self._compressed = False
         self._adapter: Adapter | None = None
         self._out: list[bytes] = []
         self._out_bytes = 0
@@ -182,13 +184,14 @@ class ClientConnection(asyncio.Protocol):
         codec = self._codec
         if self.phase is not Phase.OPEN or codec is None:
             return
-        soft = self._soft_limit
-        # Not paused: the transport holds at most `soft`, so only our own list can tip it over.
-        if droppable and (self._paused or self._out_bytes > soft) and self._backlog() > soft:
+        # Not paused: the transport holds at most the soft limit, so only our own list can tip
+        # it over; far from the limits, a delivery is one append.
+        near_limit = self._paused or self._out_bytes > self._soft_limit
+        if near_limit and droppable and self._backlog() > self._soft_limit:
             self.dropped += 1
             self._listener.count_dropped()
             return
-        if codec.compressed:
+        if self._compressed:
             frame = codec.send_message(delivery.wire(form, build), text=text)
         else:
             # The whole frame is shared too: one header for all uncompressed connections.
@@ -196,7 +199,14 @@ class ClientConnection(asyncio.Protocol):
                 form,
                 encode_frame(Opcode.TEXT if text else Opcode.BINARY, delivery.wire(form, build)),
             )
-        self._queue(frame)
+        if near_limit:
+            self._queue(frame)  # with the hard limit's check
+            return
+        self._out.append(frame)
+        self._out_bytes += len(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._listener.schedule_flush(self)
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Start the closing handshake (the peer's close, or the timeout, ends it)."""
@@ -302,6 +312,7 @@ class ClientConnection(asyncio.Protocol):
         except ValueError as exc:
             raise BadRequest(400, str(exc)) from None
         self._codec, self._adapter = codec, adapter
+        self._compressed = codec.compressed
         self.phase = Phase.OPEN
         self._queue(switching_protocols(key, selection.token, deflate[0] if deflate else None))
         listener.connection_opened(self)
