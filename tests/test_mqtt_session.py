@@ -796,3 +796,18 @@ def test_shared_qos1_encoding_carries_each_subscribers_packet_id(version: int) -
             assert message.properties == props
         seen.add(message.packet_id)
     assert len(seen) == 3
+
+
+def test_session_records_are_kept_only_while_they_last() -> None:
+    harness = Harness()
+    clean = harness.client(4)
+    clean.connect("clean")
+    kept = harness.client(4)
+    kept.connect("kept", clean=False)
+    assert len(harness.broker.sessions) == 2
+    clean.drop()
+    kept.drop()
+    assert len(harness.broker.sessions) == 1
+    assert harness.broker.sessions.get(("mqtt", "realm1", "kept")) is not None
+    harness.advance(harness.settings.mqtt_max_session_expiry + 1)
+    assert len(harness.broker.sessions) == 0

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from broker.core.auth import AllowAll, Authenticator
 from broker.core.realm import Realm
 from broker.core.retained import RetainedStore
+from broker.core.sessions import SessionStore
 from broker.core.timers import Timers
 
 
@@ -23,6 +24,13 @@ class BrokerStats:
     publish_received: int = 0
     publish_sent: int = 0
     publish_dropped: int = 0  # queued QoS 1/2 messages lost to a full session queue
+
+
+def memory_session_store() -> SessionStore:
+    """The default session store: records kept in memory."""
+    from broker.store.memory import MemorySessionStore
+
+    return MemorySessionStore()
 
 
 def memory_retained_store() -> RetainedStore:
@@ -55,14 +63,14 @@ class Broker:
         retained_factory: Callable[[], RetainedStore] = memory_retained_store,
         authenticator: Authenticator | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.authenticator: Authenticator = authenticator or AllowAll()
         self.clock = clock
         self.started = clock()
         self.timers = Timers()
         self.stats = BrokerStats()
-        # Session records that outlive a connection, by (protocol, realm, client id).
-        self.sessions: dict[tuple[str, str, str], object] = {}
+        self.sessions: SessionStore = sessions if sessions is not None else memory_session_store()
         self._realms: dict[str, Realm] = {}
         for name in realms:
             if not name:

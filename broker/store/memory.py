@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from broker.core.message import Message
 from broker.core.retained import RetainedStoreFull
+from broker.core.sessions import SessionKey
 from broker.core.topics import validate_topic_filter, validate_topic_name
 
 
@@ -205,3 +206,24 @@ class MemoryRetainedStore:
             if node.children is not None:
                 stack.extend(node.children.values())
         return count - 1
+
+
+class MemorySessionStore:
+    """Session records in a dict, as live objects: they last as long as the process."""
+
+    __slots__ = ("_records",)
+
+    def __init__(self) -> None:
+        self._records: dict[SessionKey, object] = {}
+
+    def get(self, key: SessionKey) -> object | None:
+        return self._records.get(key)
+
+    def put(self, key: SessionKey, record: object) -> None:
+        self._records[key] = record
+
+    def delete(self, key: SessionKey) -> None:
+        self._records.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._records)

@@ -344,7 +344,7 @@ class MqttSession:
         state = SessionState(
             broker, self._realm, client_id, max_queued=self._settings.mqtt_max_queued_messages
         )
-        broker.sessions[key] = state
+        broker.sessions.put(key, state)
         return state, False
 
     def _taken_over(self) -> None:

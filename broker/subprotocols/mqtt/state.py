@@ -213,4 +213,4 @@ class SessionState:
         self.incoming_qos2.clear()
         self._last_delivery = None
         if self._broker.sessions.get(self.key) is self:
-            del self._broker.sessions[self.key]
+            self._broker.sessions.delete(self.key)
