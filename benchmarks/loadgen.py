@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 __all__ = [
     "ClientProtocol",
     "Counters",
+    "FramePump",
     "PublisherProtocol",
     "check_local",
     "connect_many",
@@ -226,32 +227,30 @@ class ClientProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-class PublisherProtocol(ClientProtocol):
-    """A client that also writes pre-encoded frames as fast as the flow control allows.
+class FramePump:
+    """Writes batches of pre-encoded frames as fast as flow control and ``may_write()`` allow.
 
-    ``may_send()`` is asked before each batch; ``pump()`` is called again whenever writing may
-    resume (the transport drained, or receivers caught up).
+    A mixin for a client protocol: ``pump()`` runs again whenever writing may resume (the
+    transport drained, or ``kick()`` because receivers caught up). Subclasses give the batches.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        path: str,
-        counters: Counters,
-        frame: bytes,
-        *,
-        batch: int = 64,
-        may_send: Callable[[], bool] = lambda: True,
-    ) -> None:
-        super().__init__(host, port, path, counters, counted=False)
-        self.batch_frames = batch
-        self.batch = frame * batch
-        self.may_send = may_send
+    transport: asyncio.Transport | None
+    counters: Counters
+    batch_frames: int  # frames in each batch
+    batches_per_pump: int = 64  # bounded, so reads get their turn on the loop
+
+    def _init_pump(self) -> None:
+        self.published = 0
         self.running = False
         self.paused = False
-        self.blocked = False  # may_send() said no; receivers should kick() when it may again
+        self.blocked = False  # may_write() said no: kick() again when it may say yes
         self._scheduled = False
+
+    def next_batch(self) -> bytes:
+        raise NotImplementedError
+
+    def may_write(self) -> bool:
+        raise NotImplementedError
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -279,16 +278,46 @@ class PublisherProtocol(ClientProtocol):
         t = self.transport
         if t is None or t.is_closing():
             return
-        # Bounded: at most 64 batches per call, so reads get their turn on the loop.
-        for _ in range(64):
+        for _ in range(self.batches_per_pump):
             if not self.running or self.paused:
                 return
-            if not self.may_send():
+            if not self.may_write():
                 self.blocked = True
                 return
-            t.write(self.batch)
+            t.write(self.next_batch())
+            self.published += self.batch_frames
             self.counters.published += self.batch_frames
         self.kick()
+
+
+class PublisherProtocol(FramePump, ClientProtocol):
+    """A client that also writes one pre-encoded frame, in batches, as fast as it may.
+
+    ``may_send()`` is asked before each batch.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        counters: Counters,
+        frame: bytes,
+        *,
+        batch: int = 64,
+        may_send: Callable[[], bool] = lambda: True,
+    ) -> None:
+        super().__init__(host, port, path, counters, counted=False)
+        self._init_pump()
+        self.batch_frames = batch
+        self.batch = frame * batch
+        self.may_send = may_send
+
+    def next_batch(self) -> bytes:
+        return self.batch
+
+    def may_write(self) -> bool:
+        return self.may_send()
 
 
 async def connect_many(

@@ -24,7 +24,14 @@ import struct
 import time
 from collections.abc import Callable
 
-from benchmarks.loadgen import OP_BINARY, OP_CLOSE, ClientProtocol, Counters, masked_frame
+from benchmarks.loadgen import (
+    OP_BINARY,
+    OP_CLOSE,
+    ClientProtocol,
+    Counters,
+    FramePump,
+    masked_frame,
+)
 
 __all__ = [
     "Keepalive",
@@ -323,7 +330,7 @@ class MqttClient(ClientProtocol):
         self._got += got
 
 
-class MqttPublisher(MqttClient):
+class MqttPublisher(FramePump, MqttClient):
     """Writes pre-encoded PUBLISH frames as fast as flow control and ``may_send()`` allow.
 
     ``frames`` holds ``count`` frames of ``frame_len`` bytes each, back to back; every write is
@@ -345,39 +352,19 @@ class MqttPublisher(MqttClient):
         super().__init__(host, port, counters, counted=False)
         if len(frames) % count or count < batch:
             raise ValueError("frames must hold `count` equal frames, at least `batch` of them")
+        self._init_pump()
         self.frames = frames
         self.count = count
         self.frame_len = len(frames) // count
-        self.batch = batch
+        self.batch = self.batch_frames = batch
         self.batches_per_pump = batches_per_pump
         self.may_send = may_send
-        self.published = 0
-        self.running = False
-        self.paused = False
-        self.blocked = False  # may_send() said no: kick() again when it may say yes
-        self._scheduled = False
         self._next = 0  # index of the next frame in the ring
 
-    def pause_writing(self) -> None:
-        self.paused = True
+    def may_write(self) -> bool:
+        return self.may_send(self)
 
-    def resume_writing(self) -> None:
-        self.paused = False
-        self.kick()
-
-    def start(self) -> None:
-        self.running = True
-        self.kick()
-
-    def stop(self) -> None:
-        self.running = False
-
-    def kick(self) -> None:
-        if not self._scheduled and self.running:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.pump)
-
-    def _take(self) -> bytes:
+    def next_batch(self) -> bytes:
         if self.count == self.batch:
             return self.frames
         fl, start = self.frame_len, self._next
@@ -387,23 +374,6 @@ class MqttPublisher(MqttClient):
             return self.frames[start * fl : stop * fl]
         self._next = stop - self.count
         return self.frames[start * fl :] + self.frames[: self._next * fl]
-
-    def pump(self) -> None:
-        self._scheduled = False
-        self.blocked = False
-        t = self.transport
-        if t is None or t.is_closing():
-            return
-        for _ in range(self.batches_per_pump):  # bounded, so reads get their turn
-            if not self.running or self.paused:
-                return
-            if not self.may_send(self):
-                self.blocked = True
-                return
-            t.write(self._take())
-            self.published += self.batch
-            self.counters.published += self.batch
-        self.kick()
 
     def _count(self, data: bytes) -> None:
         super()._count(data)

@@ -40,7 +40,7 @@ from broker.subprotocols.mqtt.packets import (
     Will,
 )
 from broker.subprotocols.mqtt.state import Outgoing, SessionState
-from broker.subprotocols.mqtt.wire import publish_properties, to_message
+from broker.subprotocols.mqtt.wire import message_with, publish_properties, to_message
 
 log = logging.getLogger(__name__)
 
@@ -524,20 +524,9 @@ class MqttSession:
         state.will_timer = self._broker.timers.call_at(when, lambda: self._publish_will(will))
 
     def _publish_will(self, will: Will) -> None:
-        props = will.properties
-        expiry = props.message_expiry_interval
-        message = Message(
-            will.topic,
-            will.payload,
-            content_type=props.content_type,
-            user_properties=props.user_properties,
-            response_topic=props.response_topic,
-            correlation_data=props.correlation_data,
-            expiry=None if expiry is None else float(expiry),
-            payload_format=props.payload_format_indicator,
-            qos=will.qos,
-            retain=will.retain,
-            origin=self._state.session_id if self._state is not None else None,
+        origin = self._state.session_id if self._state is not None else None
+        message = message_with(
+            will.topic, will.payload, will.properties, will.qos, will.retain, origin
         )
         try:
             self._realm.publish(message)

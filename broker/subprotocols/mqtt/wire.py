@@ -14,19 +14,27 @@ def to_message(publish: Publish, topic: str, origin: str, version: int) -> Messa
         return Message(
             topic, publish.payload, qos=publish.qos, retain=publish.retain, origin=origin
         )
-    props = publish.properties
+    return message_with(
+        topic, publish.payload, publish.properties, publish.qos, publish.retain, origin
+    )
+
+
+def message_with(
+    topic: str, payload: bytes, props: Properties, qos: int, retain: bool, origin: str | None
+) -> Message:
+    """A core Message carrying MQTT 5 properties (of a PUBLISH, or of a will)."""
     expiry = props.message_expiry_interval
     return Message(
         topic,
-        publish.payload,
+        payload,
         content_type=props.content_type,
         user_properties=props.user_properties,
         response_topic=props.response_topic,
         correlation_data=props.correlation_data,
         expiry=None if expiry is None else float(expiry),
         payload_format=props.payload_format_indicator,
-        qos=publish.qos,
-        retain=publish.retain,
+        qos=qos,
+        retain=retain,
         origin=origin,
     )
 
