@@ -129,10 +129,11 @@ class ClientConnection(asyncio.Protocol):
         if reply:
             self._queue(reply)
         for event in events:
-            if isinstance(event, TextMessage | BinaryMessage):
+            kind = type(event)  # an identity test per event: this is the hot path
+            if kind is BinaryMessage or kind is TextMessage:
                 self.last_message = self.last_received
                 if self._adapter is not None and self.phase is Phase.OPEN:
-                    self._adapter.on_message(event.data, isinstance(event, TextMessage))
+                    self._adapter.on_message(event.data, kind is TextMessage)  # type: ignore[union-attr]
             elif isinstance(event, CloseReceived):
                 if self.phase is Phase.OPEN:
                     self._close_code, self._close_reason = event.code, event.reason

@@ -120,8 +120,13 @@ class MqttSession:
             return
         stats = self._broker.stats
         for packet in self._reader.receive_data(data):
-            if self._phase is Phase.CLOSED:
-                return
+            if self._phase is not Phase.CONNECTED:
+                if self._phase is Phase.CLOSED:
+                    return
+            elif type(packet) is Publish:  # the hot path: straight there
+                stats.messages_received += 1
+                self._publish(packet)
+                continue
             if isinstance(packet, ProtocolViolation):
                 self._violation(packet.reason_code, packet.message)
                 return
@@ -201,7 +206,7 @@ class MqttSession:
             return
         if isinstance(packet, Publish):
             self._publish(packet)
-        elif isinstance(packet, PubAck | PubComp):
+        elif isinstance(packet, (PubAck, PubComp)):  # a tuple: `A | B` would build a union per call
             self._state_or_fail().acknowledged(packet.packet_id)
         elif isinstance(packet, PubRec):
             self._pubrec(packet)
