@@ -941,3 +941,34 @@ def test_publish_keeps_its_raw_bytes_only_when_they_can_be_forwarded_as_they_are
     assert parse(b"\x30\x86\x00\x00\x01tabc", 4).raw is None  # non-minimal length
     assert parse(b"\x30\x06\x00\x01t\x00ab", 5).raw == b"\x30\x06\x00\x01t\x00ab"
     assert parse(b"\x30\x07\x00\x01t\x02\x01\x01a", 5).raw is None  # with properties
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"\x30\x06\x00\x01tabc", ("t", b"abc")),
+        (b"\x30\x03\x00\x01t", ("t", b"")),
+        (b"\x31\x06\x00\x01tabc", None),  # retain
+        (b"\x32\x08\x00\x01t\x00\x01ab", None),  # QoS 1
+        (b"\x30\x07\x00\x01tabc", None),  # length says more than there is
+        (b"\x30\x06\x00\x01tabc\x30", None),  # a second packet follows
+        (b"\x30\x06\x00\x01+abc", None),  # wildcard: receive_data reports it
+        (b"\x30\x06\x00\x01\x00abc", None),  # NUL
+        (b"\x30\x06\x00\x01\xffabc", None),  # not UTF-8
+        (b"\x30\x04\x00\x00ab", None),  # empty topic
+        (b"\x30\x06\x00\x05tabc", None),  # topic runs past the end
+    ],
+)
+def test_plain_publish_takes_only_what_needs_no_packet(
+    data: bytes, expected: tuple[str, bytes] | None
+) -> None:
+    reader = PacketReader(server=True, version=4)
+    assert reader.plain_publish(data) == expected
+    assert PacketReader(server=True, version=5).plain_publish(data) is None
+
+
+def test_plain_publish_waits_for_pending_bytes() -> None:
+    reader = PacketReader(server=True, version=4)
+    reader.receive_data(b"\x30\x06\x00")
+    assert reader.plain_publish(b"\x30\x06\x00\x01tabc") is None
+    assert PacketReader(server=True).plain_publish(b"\x30\x06\x00\x01tabc") is None  # no CONNECT

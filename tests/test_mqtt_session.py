@@ -811,3 +811,21 @@ def test_session_records_are_kept_only_while_they_last() -> None:
     assert harness.broker.sessions.get(("mqtt", "realm1", "kept")) is not None
     harness.advance(harness.settings.mqtt_max_session_expiry + 1)
     assert len(harness.broker.sessions) == 0
+
+
+def test_plain_qos0_publish_is_forwarded_byte_for_byte_but_not_to_sys() -> None:
+    harness = Harness()
+    subscriber = harness.client(4)
+    subscriber.connect("sub")
+    subscribe(subscriber, "#")
+    subscribe(subscriber, "$SYS/#", packet_id=2)
+    publisher = harness.client(4)
+    publisher.connect("pub")
+    packet = b"\x30\x07\x00\x03a/bhi"
+    publisher.send_bytes(packet)
+    assert subscriber.link.sent == [packet]
+    subscriber.link.sent.clear()
+    publisher.send_bytes(b"\x30\x0c\x00\x09$SYS/fakex")
+    assert subscriber.link.sent == []
+    publisher.send_bytes(b"\x30\x06\x00\x01+abc")  # a wildcard: the codec's verdict stands
+    assert publisher.link.closed is not None

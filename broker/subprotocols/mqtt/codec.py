@@ -412,6 +412,35 @@ class PacketReader:
         self._buf = bytearray()
         self._failed = False
 
+    def plain_publish(self, data: bytes) -> tuple[str, bytes] | None:
+        """(topic, payload) when `data` is exactly one plain PUBLISH, else None.
+
+        Plain: 3.1 or 3.1.1, QoS 0, no DUP, no retain, a one-byte remaining length, a well-formed
+        topic name, and nothing pending in this reader. A broker forwards such a packet as it is,
+        so it needs no packet object; anything else (or anything wrong) goes through
+        receive_data, which says what is wrong.
+        """
+        n = len(data)
+        if (
+            n < 4
+            or data[0] != 0x30
+            or data[1] != n - 2
+            or self._buf
+            or not self._ready
+            or self.version == MQTT_5
+        ):
+            return None
+        stop = 4 + (data[2] << 8 | data[3])
+        if stop > n:
+            return None
+        try:
+            topic = data[4:stop].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if not topic or "+" in topic or "#" in topic or "\x00" in topic:
+            return None
+        return topic, data[stop:]
+
     def receive_data(self, data: bytes) -> list[Packet | ProtocolViolation]:
         """Parse any split of the byte stream; a ProtocolViolation, if any, comes last."""
         out: list[Packet | ProtocolViolation] = []

@@ -119,6 +119,12 @@ class MqttSession:
             self._abort(_WS_UNSUPPORTED_DATA, "MQTT packets must be sent in binary frames")
             return
         stats = self._broker.stats
+        if self._phase is Phase.CONNECTED:
+            plain = self._reader.plain_publish(data)
+            if plain is not None:
+                stats.messages_received += 1
+                self._publish_plain(plain[0], plain[1], data)
+                return
         for packet in self._reader.receive_data(data):
             if self._phase is not Phase.CONNECTED:
                 if self._phase is Phase.CLOSED:
@@ -402,6 +408,19 @@ class MqttSession:
                 state.incoming_qos2.add(packet_id)
             self._send(PubRec(packet_id, reason if version == MQTT_5 else 0))
 
+    def _publish_plain(self, topic: str, payload: bytes, packet: bytes) -> None:
+        """A 3.1.1 QoS 0 PUBLISH as plain as they come: the packet is its own shared form."""
+        state = self._state
+        assert state is not None
+        self._broker.stats.publish_received += 1
+        if topic.startswith("$SYS"):
+            return  # the broker's own topics; QoS 0 has no acknowledgement to refuse it in
+        message = Message(topic, payload, origin=state.session_id)
+        try:
+            self._realm.publish(message, (_PLAIN_FORM, packet))
+        except InvalidTopic as exc:
+            self._violation(ReasonCode.TOPIC_NAME_INVALID, str(exc))
+
     def _deliver_publish(self, publish: Publish, topic: str, state: SessionState) -> int:
         """Hand a PUBLISH to the core; the reason code its acknowledgement carries."""
         if topic.startswith("$SYS"):
@@ -656,6 +675,8 @@ def _with_packet_id(template: bytes, packet_id: int) -> bytes:
     return b"".join((template[:at], packet_id.to_bytes(2, "big"), template[at + 2 :]))
 
 
+# The form a plain 3.1.1 QoS 0 PUBLISH is: what arrives is what goes out.
+_PLAIN_FORM = _form_key(False, 0, False)
 # By 5.0 or not, then by retain flag.
 _QOS0_FORMS = {
     five: (_publish_form(five, 0, retain=False), _publish_form(five, 0, retain=True))
