@@ -1,11 +1,11 @@
-"""Sans-I/O MQTT 3.1/3.1.1/5.0 codec: bytes in, packets out (PacketReader); packets in, bytes."""
+"""Sans-I/O MQTT 3.1/3.1.1/5.0 codec: bytes in, packets out; `encoder.py` goes the other way."""
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from broker.subprotocols.mqtt.encoder import encode, encode_publish
 from broker.subprotocols.mqtt.packets import (
     MQTT_3_1,
     MQTT_3_1_1,
@@ -39,11 +39,20 @@ from broker.subprotocols.mqtt.properties import (
     decode_binary,
     decode_properties,
     decode_string,
-    encode_binary,
     encode_properties,
-    encode_string,
-    encode_vbi,
-    is_empty,
+)
+from broker.subprotocols.mqtt.rules import (
+    FROM_CLIENT,
+    FROM_SERVER,
+    PROTOCOLS,
+    RC_ACK,
+    RC_AUTH,
+    RC_CONNACK,
+    RC_DISCONNECT_FROM_CLIENT,
+    RC_DISCONNECT_FROM_SERVER,
+    RC_SUBACK,
+    RC_SUBACK_3,
+    RC_UNSUBACK,
 )
 
 __all__ = [
@@ -67,35 +76,6 @@ __all__ = [
 _MALFORMED = ReasonCode.MALFORMED_PACKET
 _PROTOCOL_ERROR = ReasonCode.PROTOCOL_ERROR
 _TOPIC_NAME_INVALID = ReasonCode.TOPIC_NAME_INVALID
-
-_pack_u16 = struct.Struct("!H").pack
-_pack_small_publish_header = struct.Struct("!BBH").pack  # b0, remaining length < 128, topic length
-
-# Valid reason codes per packet (5.0 sections 3.x.2.1); other values cannot be given a meaning,
-# so they are treated as malformed.
-_RC_CONNACK = frozenset(
-    {0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C}
-    | {0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F}
-)
-_RC_PUBACK = frozenset({0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99})  # and PUBREC
-_RC_PUBREL = frozenset({0x00, 0x92})  # and PUBCOMP
-_RC_SUBACK = frozenset({0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2})
-_RC_SUBACK_3 = frozenset({0x00, 0x01, 0x02, 0x80})
-_RC_UNSUBACK = frozenset({0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91})
-_RC_DISCONNECT_FROM_CLIENT = frozenset(
-    {0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99}
-)
-_RC_DISCONNECT_FROM_SERVER = frozenset(
-    {0x00, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93, 0x94}
-    | {0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2}
-)
-_RC_DISCONNECT = _RC_DISCONNECT_FROM_CLIENT | _RC_DISCONNECT_FROM_SERVER
-_RC_AUTH = frozenset({0x00, 0x18, 0x19})
-_RC_ACK = {4: _RC_PUBACK, 5: _RC_PUBACK, 6: _RC_PUBREL, 7: _RC_PUBREL}
-
-_FROM_CLIENT = frozenset({1, 3, 4, 5, 6, 7, 8, 10, 12, 14, 15})
-_FROM_SERVER = frozenset({2, 3, 4, 5, 6, 7, 9, 11, 13, 14, 15})
-_PROTOCOLS = {("MQTT", MQTT_3_1_1), ("MQTT", MQTT_5), ("MQIsdp", MQTT_3_1)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +185,7 @@ def _parse_ack(
     if n == 2:  # 5.0 short form: Success, no properties
         return cls(packet_id)
     code = data[pos + 2]
-    if code not in _RC_ACK[ptype]:
+    if code not in RC_ACK[ptype]:
         raise DecodeError(_MALFORMED, f"reason code 0x{code:02X} is not valid in {cls.__name__}")
     properties = NO_PROPERTIES
     if n > 3:
@@ -283,10 +263,10 @@ def _parse_suback(
     packet_id = _packet_id(data, pos, end)
     pos += 2
     properties = NO_PROPERTIES
-    valid = _RC_SUBACK_3
+    valid = RC_SUBACK_3
     if version == MQTT_5:
         properties, pos = decode_properties(data, pos, end, PacketType.SUBACK, from_server)
-        valid = _RC_SUBACK
+        valid = RC_SUBACK
     codes = tuple(data[pos:end])
     if not codes:
         raise DecodeError(_PROTOCOL_ERROR, "SUBACK with no reason codes")
@@ -309,7 +289,7 @@ def _parse_unsuback(
     if not codes:
         raise DecodeError(_PROTOCOL_ERROR, "UNSUBACK with no reason codes")
     for code in codes:
-        if code not in _RC_UNSUBACK:
+        if code not in RC_UNSUBACK:
             raise DecodeError(_MALFORMED, f"reason code 0x{code:02X} is not valid in UNSUBACK")
     return UnsubAck(packet_id, codes, properties)
 
@@ -330,7 +310,7 @@ def _parse_disconnect(
     if version != MQTT_5:
         raise DecodeError(_MALFORMED, "DISCONNECT with a non-zero remaining length")
     code = data[pos]
-    valid = _RC_DISCONNECT_FROM_SERVER if from_server else _RC_DISCONNECT_FROM_CLIENT
+    valid = RC_DISCONNECT_FROM_SERVER if from_server else RC_DISCONNECT_FROM_CLIENT
     if code not in valid:
         raise DecodeError(_MALFORMED, f"reason code 0x{code:02X} is not valid in DISCONNECT")
     properties = NO_PROPERTIES
@@ -346,7 +326,7 @@ def _parse_auth(data: bytes, b0: int, pos: int, end: int, version: int, from_ser
     if pos == end:
         return Auth()
     code = data[pos]
-    if code not in _RC_AUTH:
+    if code not in RC_AUTH:
         raise DecodeError(_MALFORMED, f"reason code 0x{code:02X} is not valid in AUTH")
     properties = NO_PROPERTIES
     if end - pos > 1:  # a lone reason code is accepted, as DISCONNECT allows
@@ -557,7 +537,7 @@ class PacketReader:
         assert version is not None
         if ptype == 0 or (ptype == PacketType.AUTH and version != MQTT_5):
             raise DecodeError(_MALFORMED, f"reserved packet type {ptype}")
-        if ptype not in (_FROM_SERVER if from_server else _FROM_CLIENT) or (
+        if ptype not in (FROM_SERVER if from_server else FROM_CLIENT) or (
             from_server and ptype == PacketType.DISCONNECT and version != MQTT_5
         ):
             side = "server" if from_server else "client"
@@ -575,7 +555,7 @@ class PacketReader:
         if pos >= end:
             raise DecodeError(_MALFORMED, "CONNECT without a protocol level")
         level = data[pos]
-        if (name, level) not in _PROTOCOLS:
+        if (name, level) not in PROTOCOLS:
             raise DecodeError(
                 ReasonCode.UNSUPPORTED_PROTOCOL_VERSION,
                 f"unsupported protocol {name!r} level {level}",
@@ -649,7 +629,7 @@ class PacketReader:
             raise DecodeError(_MALFORMED, "reserved CONNACK flags set")
         properties = NO_PROPERTIES
         if version == MQTT_5:
-            if code not in _RC_CONNACK:
+            if code not in RC_CONNACK:
                 raise DecodeError(_MALFORMED, f"reason code 0x{code:02X} is not valid in CONNACK")
             properties, pos = decode_properties(data, pos + 2, end, PacketType.CONNACK, True)
             _trailing(pos, end, "CONNACK")
@@ -664,264 +644,3 @@ class PacketReader:
 
 
 # --- encoding ---------------------------------------------------------------------------------
-
-
-def _frame(b0: int, body: bytes) -> bytes:
-    return bytes((b0,)) + encode_vbi(len(body)) + body
-
-
-def _check_packet_id(packet_id: int | None) -> int:
-    if packet_id is None or not 0 < packet_id <= 0xFFFF:
-        raise ValueError(f"packet identifier {packet_id} outside 1..65535")
-    return packet_id
-
-
-def _props(properties: Properties, packet_type: int, version: int) -> bytes:
-    """The property section for 5.0; before 5.0, nothing, and no property may be set."""
-    if version == MQTT_5:
-        return encode_properties(properties, packet_type)
-    if not is_empty(properties):
-        raise ValueError("properties exist only in MQTT 5.0")
-    return b""
-
-
-def _check_code(code: int, valid: frozenset[int], name: str) -> None:
-    if code not in valid:
-        raise ValueError(f"reason code 0x{code:02X} is not valid in {name}")
-
-
-# Fixed-header first bytes of PUBLISH by (dup, qos, retain): the hot path does no bit twiddling.
-_PUBLISH_B0 = {
-    (dup, qos, retain): 0x30 | dup << 3 | qos << 1 | retain
-    for dup in (0, 1)
-    for qos in (0, 1, 2)
-    for retain in (0, 1)
-}
-
-
-def encode_publish(
-    version: int,
-    topic: str,
-    payload: bytes,
-    qos: int,
-    retain: bool,
-    dup: bool,
-    packet_id: int | None,
-    properties: Properties | None,
-) -> bytes:
-    """One PUBLISH packet, built with a single join: the broker's hot path."""
-    raw = topic.encode("utf-8")
-    tlen = len(raw)
-    if tlen > 0xFFFF:
-        raise ValueError("topic name longer than 65535 bytes")
-    if b"+" in raw or b"#" in raw or b"\x00" in raw:
-        raise ValueError(f"invalid topic name {topic!r}")
-    if qos:
-        if qos not in (1, 2):
-            raise ValueError(f"invalid QoS {qos}")
-        pid = _pack_u16(_check_packet_id(packet_id))
-    else:
-        if packet_id is not None or dup:
-            raise ValueError("a QoS 0 PUBLISH has no packet identifier and no DUP flag")
-        pid = b""
-    if version == MQTT_5:
-        if properties is None or properties is NO_PROPERTIES:
-            props = b"\x00"
-            if not tlen:
-                raise ValueError("empty topic name without a topic alias")
-        else:
-            props = encode_properties(properties, PacketType.PUBLISH)
-            if not tlen and properties.topic_alias is None:
-                raise ValueError("empty topic name without a topic alias")
-    elif version in (MQTT_3_1_1, MQTT_3_1):
-        if properties is not None and not is_empty(properties):
-            raise ValueError("properties exist only in MQTT 5.0")
-        if not tlen:
-            raise ValueError("empty topic name")
-        props = b""
-    else:
-        raise ValueError(f"unknown MQTT protocol level {version}")
-    b0 = _PUBLISH_B0[dup, qos, retain]
-    length = 2 + tlen + len(pid) + len(props) + len(payload)
-    if length < 128:
-        header = _pack_small_publish_header(b0, length, tlen)
-    else:
-        header = bytes((b0,)) + encode_vbi(length) + _pack_u16(tlen)
-    return b"".join((header, raw, pid, props, payload))
-
-
-def _encode_connect(p: Connect, version: int) -> bytes:
-    if p.protocol_level != version or (p.protocol_name, version) not in _PROTOCOLS:
-        raise ValueError(f"CONNECT {p.protocol_name!r} level {p.protocol_level} for {version}")
-    flags = 2 if p.clean_start else 0
-    parts = [encode_string(p.protocol_name), bytes((version,)), b"", _pack_u16(p.keep_alive)]
-    parts.append(_props(p.properties, PacketType.CONNECT, version))
-    parts.append(encode_string(p.client_id))
-    if p.will is not None:
-        will = p.will
-        if will.qos not in (0, 1, 2):
-            raise ValueError(f"invalid will QoS {will.qos}")
-        flags |= 4 | will.qos << 3 | (0x20 if will.retain else 0)
-        parts.append(_props(will.properties, WILL_PROPERTIES, version))
-        if not will.topic or "+" in will.topic or "#" in will.topic:
-            raise ValueError(f"invalid will topic {will.topic!r}")
-        parts.append(encode_string(will.topic))
-        parts.append(encode_binary(will.payload))
-    if p.username is not None:
-        flags |= 0x80
-        parts.append(encode_string(p.username))
-    if p.password is not None:
-        if p.username is None and version != MQTT_5:
-            raise ValueError("a password needs a user name before MQTT 5.0")
-        flags |= 0x40
-        parts.append(encode_binary(p.password))
-    parts[2] = bytes((flags,))
-    return _frame(0x10, b"".join(parts))
-
-
-def _encode_connack(p: ConnAck, version: int) -> bytes:
-    if version == MQTT_5:
-        _check_code(p.reason_code, _RC_CONNACK, "CONNACK")
-    elif not 0 <= p.reason_code <= 5:
-        raise ValueError(f"CONNACK return code {p.reason_code} does not exist before 5.0")
-    if p.session_present and p.reason_code:
-        raise ValueError("session present with a non-zero reason code")
-    head = bytes((1 if p.session_present else 0, p.reason_code))
-    return _frame(0x20, head + _props(p.properties, PacketType.CONNACK, version))
-
-
-def _encode_publish(p: Publish, version: int) -> bytes:
-    return encode_publish(
-        version, p.topic, p.payload, p.qos, p.retain, p.dup, p.packet_id, p.properties
-    )
-
-
-def _encode_ack(p: PubAck | PubRec | PubRel | PubComp, version: int) -> bytes:
-    ptype = _ACK_TYPES[type(p)]
-    b0 = ptype << 4 | (2 if ptype == PacketType.PUBREL else 0)
-    pid = _pack_u16(_check_packet_id(p.packet_id))
-    if version != MQTT_5:
-        if p.reason_code or not is_empty(p.properties):
-            raise ValueError("reason codes and properties exist only in MQTT 5.0")
-        return _frame(b0, pid)
-    _check_code(p.reason_code, _RC_ACK[ptype], type(p).__name__)
-    if is_empty(p.properties):
-        # Shortest forms of 3.4.2: omit the reason code when Success, the properties when none.
-        return _frame(b0, pid + bytes((p.reason_code,)) if p.reason_code else pid)
-    return _frame(b0, pid + bytes((p.reason_code,)) + encode_properties(p.properties, ptype))
-
-
-_ACK_TYPES: dict[type, int] = {
-    PubAck: PacketType.PUBACK,
-    PubRec: PacketType.PUBREC,
-    PubRel: PacketType.PUBREL,
-    PubComp: PacketType.PUBCOMP,
-}
-
-
-def _encode_subscribe(p: Subscribe, version: int) -> bytes:
-    if not p.subscriptions:
-        raise ValueError("SUBSCRIBE needs at least one topic filter")
-    parts = [_pack_u16(_check_packet_id(p.packet_id))]
-    parts.append(_props(p.properties, PacketType.SUBSCRIBE, version))
-    for s in p.subscriptions:
-        if s.qos not in (0, 1, 2) or s.retain_handling not in (0, 1, 2):
-            raise ValueError(f"invalid subscription options {s}")
-        options = s.qos | s.no_local << 2 | s.retain_as_published << 3 | s.retain_handling << 4
-        if options > 3 and version != MQTT_5:
-            raise ValueError("subscription options beyond QoS exist only in MQTT 5.0")
-        parts.append(encode_string(s.topic_filter))
-        parts.append(bytes((options,)))
-    return _frame(0x82, b"".join(parts))
-
-
-def _encode_suback(p: SubAck, version: int) -> bytes:
-    if not p.reason_codes:
-        raise ValueError("SUBACK needs at least one reason code")
-    valid = _RC_SUBACK if version == MQTT_5 else _RC_SUBACK_3
-    for code in p.reason_codes:
-        _check_code(code, valid, "SUBACK")
-    body = _pack_u16(_check_packet_id(p.packet_id)) + _props(
-        p.properties, PacketType.SUBACK, version
-    )
-    return _frame(0x90, body + bytes(p.reason_codes))
-
-
-def _encode_unsubscribe(p: Unsubscribe, version: int) -> bytes:
-    if not p.topic_filters:
-        raise ValueError("UNSUBSCRIBE needs at least one topic filter")
-    parts = [_pack_u16(_check_packet_id(p.packet_id))]
-    parts.append(_props(p.properties, PacketType.UNSUBSCRIBE, version))
-    parts.extend(encode_string(f) for f in p.topic_filters)
-    return _frame(0xA2, b"".join(parts))
-
-
-def _encode_unsuback(p: UnsubAck, version: int) -> bytes:
-    pid = _pack_u16(_check_packet_id(p.packet_id))
-    if version != MQTT_5:
-        if p.reason_codes or not is_empty(p.properties):
-            raise ValueError("UNSUBACK reason codes and properties exist only in MQTT 5.0")
-        return _frame(0xB0, pid)
-    if not p.reason_codes:
-        raise ValueError("a 5.0 UNSUBACK needs at least one reason code")
-    for code in p.reason_codes:
-        _check_code(code, _RC_UNSUBACK, "UNSUBACK")
-    props = encode_properties(p.properties, PacketType.UNSUBACK)
-    return _frame(0xB0, pid + props + bytes(p.reason_codes))
-
-
-def _encode_pingreq(p: PingReq, version: int) -> bytes:
-    return b"\xc0\x00"
-
-
-def _encode_pingresp(p: PingResp, version: int) -> bytes:
-    return b"\xd0\x00"
-
-
-def _encode_disconnect(p: Disconnect, version: int) -> bytes:
-    if version != MQTT_5:
-        if p.reason_code or not is_empty(p.properties):
-            raise ValueError("DISCONNECT reason codes and properties exist only in MQTT 5.0")
-        return b"\xe0\x00"
-    _check_code(p.reason_code, _RC_DISCONNECT, "DISCONNECT")
-    if is_empty(p.properties):
-        return b"\xe0\x01" + bytes((p.reason_code,)) if p.reason_code else b"\xe0\x00"
-    props = encode_properties(p.properties, PacketType.DISCONNECT)
-    return _frame(0xE0, bytes((p.reason_code,)) + props)
-
-
-def _encode_auth(p: Auth, version: int) -> bytes:
-    if version != MQTT_5:
-        raise ValueError("AUTH exists only in MQTT 5.0")
-    _check_code(p.reason_code, _RC_AUTH, "AUTH")
-    if not p.reason_code and is_empty(p.properties):
-        return b"\xf0\x00"
-    # 3.15.2: only the fully omitted form is defined, so a reason code comes with its properties.
-    props = encode_properties(p.properties, PacketType.AUTH)
-    return _frame(0xF0, bytes((p.reason_code,)) + props)
-
-
-_ENCODERS: dict[type, Callable[[object, int], bytes]] = {
-    Connect: _encode_connect,  # type: ignore[dict-item]
-    ConnAck: _encode_connack,  # type: ignore[dict-item]
-    Publish: _encode_publish,  # type: ignore[dict-item]
-    PubAck: _encode_ack,  # type: ignore[dict-item]
-    PubRec: _encode_ack,  # type: ignore[dict-item]
-    PubRel: _encode_ack,  # type: ignore[dict-item]
-    PubComp: _encode_ack,  # type: ignore[dict-item]
-    Subscribe: _encode_subscribe,  # type: ignore[dict-item]
-    SubAck: _encode_suback,  # type: ignore[dict-item]
-    Unsubscribe: _encode_unsubscribe,  # type: ignore[dict-item]
-    UnsubAck: _encode_unsuback,  # type: ignore[dict-item]
-    PingReq: _encode_pingreq,  # type: ignore[dict-item]
-    PingResp: _encode_pingresp,  # type: ignore[dict-item]
-    Disconnect: _encode_disconnect,  # type: ignore[dict-item]
-    Auth: _encode_auth,  # type: ignore[dict-item]
-}
-
-
-def encode(packet: Packet, version: int) -> bytes:
-    """The bytes of ``packet`` for protocol level ``version``; ValueError if it cannot exist."""
-    if version not in (MQTT_3_1, MQTT_3_1_1, MQTT_5):
-        raise ValueError(f"unknown MQTT protocol level {version}")
-    return _ENCODERS[type(packet)](packet, version)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import logging
 import uuid
-from collections.abc import Callable, Hashable
 
 from broker.core.auth import Credentials
 from broker.core.message import Delivery, Message
@@ -40,11 +39,19 @@ from broker.subprotocols.mqtt.packets import (
     Will,
 )
 from broker.subprotocols.mqtt.state import Outgoing, SessionState
-from broker.subprotocols.mqtt.wire import message_with, publish_properties, to_message
+from broker.subprotocols.mqtt.wire import (
+    PID_FORMS,
+    PLAIN_FORM,
+    QOS0_FORMS,
+    form_key,
+    message_with,
+    publish_properties,
+    to_message,
+    with_packet_id,
+)
 
 log = logging.getLogger(__name__)
 
-Build = Callable[[Message], bytes]
 
 # WebSocket close codes after an MQTT-level goodbye.
 _WS_NORMAL = 1000
@@ -101,8 +108,8 @@ class MqttSession:
         self._client_alias_max = 0
         self._client_max_packet: int | None = None
         self._problem_info = True
-        self._qos0_forms = _QOS0_FORMS[False]
-        self._pid_forms = _PID_FORMS[False]
+        self._qos0_forms = QOS0_FORMS[False]
+        self._pid_forms = PID_FORMS[False]
         self.send_quota = 65535  # the client's Receive Maximum
         self.session_id = link.session_id
         self.version = 0
@@ -195,7 +202,7 @@ class MqttSession:
         if limit is not None and len(template) > limit and self._state is not None:
             self._state.acknowledged(packet_id)  # discarded as if delivered (3.1.2.11.4)
             return
-        self._link.send_message(_with_packet_id(template, packet_id), text=False)
+        self._link.send_message(with_packet_id(template, packet_id), text=False)
         self._count_publish()
 
     def send_pubrel(self, packet_id: int) -> None:
@@ -234,8 +241,8 @@ class MqttSession:
 
     def _connect(self, connect: Connect) -> None:
         version = self.version = connect.protocol_level
-        self._qos0_forms = _QOS0_FORMS[version == MQTT_5]
-        self._pid_forms = _PID_FORMS[version == MQTT_5]
+        self._qos0_forms = QOS0_FORMS[version == MQTT_5]
+        self._pid_forms = PID_FORMS[version == MQTT_5]
         settings = self._settings
         props = connect.properties
         client_id = connect.client_id
@@ -417,7 +424,7 @@ class MqttSession:
             return  # the broker's own topics; QoS 0 has no acknowledgement to refuse it in
         message = Message(topic, payload, origin=state.session_id)
         try:
-            self._realm.publish(message, (_PLAIN_FORM, packet))
+            self._realm.publish(message, (PLAIN_FORM, packet))
         except InvalidTopic as exc:
             self._violation(ReasonCode.TOPIC_NAME_INVALID, str(exc))
 
@@ -434,7 +441,7 @@ class MqttSession:
         raw = publish.raw
         # The packet as received is the shared form for its QoS and retain flag: no re-encoding.
         five = self.version == MQTT_5
-        seed = None if raw is None else (_form_key(five, publish.qos, publish.retain), raw)
+        seed = None if raw is None else (form_key(five, publish.qos, publish.retain), raw)
         try:
             delivered = self._realm.publish(message, seed)
         except RetainedStoreFull:
@@ -640,53 +647,3 @@ class MqttSession:
         log.debug("closing %s: %s", self.session_id, reason)
         self._phase = Phase.CLOSED
         self._link.close(ws_code, reason[:120])
-
-
-def _publish_form(five: bool, qos: int, retain: bool) -> tuple[Hashable, Build]:
-    """A wire form of PUBLISH shared by every connection that speaks it, and its builder.
-
-    QoS 1/2 forms are templates with packet identifier 1: each connection splices in its own.
-    3.1 and 3.1.1 share their forms.
-    """
-    version = MQTT_5 if five else 4
-    packet_id = 1 if qos else None
-    key = _form_key(five, qos, retain)
-
-    def build(message: Message) -> bytes:
-        properties = publish_properties(message) if five else None
-        return encode_publish(
-            version, message.topic, message.payload, qos, retain, False, packet_id, properties
-        )
-
-    return key, build
-
-
-def _form_key(five: bool, qos: int, retain: bool) -> Hashable:
-    return ("mqtt5" if five else "mqtt3", qos, retain)
-
-
-def _with_packet_id(template: bytes, packet_id: int) -> bytes:
-    """A PUBLISH template with its packet identifier replaced (it follows the topic name)."""
-    i = 1
-    while template[i] & 0x80:  # the remaining length's continuation bytes
-        i += 1
-    topic_length = template[i + 1] << 8 | template[i + 2]
-    at = i + 3 + topic_length
-    return b"".join((template[:at], packet_id.to_bytes(2, "big"), template[at + 2 :]))
-
-
-# The form a plain 3.1.1 QoS 0 PUBLISH is: what arrives is what goes out.
-_PLAIN_FORM = _form_key(False, 0, False)
-# By 5.0 or not, then by retain flag.
-_QOS0_FORMS = {
-    five: (_publish_form(five, 0, retain=False), _publish_form(five, 0, retain=True))
-    for five in (False, True)
-}
-# By 5.0 or not, then by QoS 2 or not, then by retain flag.
-_PID_FORMS = {
-    five: tuple(
-        (_publish_form(five, qos, retain=False), _publish_form(five, qos, retain=True))
-        for qos in (1, 2)
-    )
-    for five in (False, True)
-}

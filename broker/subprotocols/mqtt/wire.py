@@ -1,10 +1,12 @@
-"""Between MQTT PUBLISH packets and core Messages, both ways."""
+"""Between MQTT PUBLISH packets and core Messages, both ways, and the shared PUBLISH forms."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable
 
 from broker.core.message import Message
+from broker.subprotocols.mqtt.encoder import encode_publish
 from broker.subprotocols.mqtt.packets import MQTT_5, NO_PROPERTIES, Properties, Publish
 
 
@@ -66,3 +68,56 @@ def publish_properties(
         topic_alias=topic_alias,
         user_properties=message.user_properties,
     )
+
+
+Build = Callable[[Message], bytes]
+
+
+def publish_form(five: bool, qos: int, retain: bool) -> tuple[Hashable, Build]:
+    """A wire form of PUBLISH shared by every connection that speaks it, and its builder.
+
+    QoS 1/2 forms are templates with packet identifier 1: each connection splices in its own.
+    3.1 and 3.1.1 share their forms.
+    """
+    version = MQTT_5 if five else 4
+    packet_id = 1 if qos else None
+    key = form_key(five, qos, retain)
+
+    def build(message: Message) -> bytes:
+        properties = publish_properties(message) if five else None
+        return encode_publish(
+            version, message.topic, message.payload, qos, retain, False, packet_id, properties
+        )
+
+    return key, build
+
+
+def form_key(five: bool, qos: int, retain: bool) -> Hashable:
+    return ("mqtt5" if five else "mqtt3", qos, retain)
+
+
+def with_packet_id(template: bytes, packet_id: int) -> bytes:
+    """A PUBLISH template with its packet identifier replaced (it follows the topic name)."""
+    i = 1
+    while template[i] & 0x80:  # the remaining length's continuation bytes
+        i += 1
+    topic_length = template[i + 1] << 8 | template[i + 2]
+    at = i + 3 + topic_length
+    return b"".join((template[:at], packet_id.to_bytes(2, "big"), template[at + 2 :]))
+
+
+# The form a plain 3.1.1 QoS 0 PUBLISH is: what arrives is what goes out.
+PLAIN_FORM = form_key(False, 0, False)
+# By 5.0 or not, then by retain flag.
+QOS0_FORMS = {
+    five: (publish_form(five, 0, retain=False), publish_form(five, 0, retain=True))
+    for five in (False, True)
+}
+# By 5.0 or not, then by QoS 2 or not, then by retain flag.
+PID_FORMS = {
+    five: tuple(
+        (publish_form(five, qos, retain=False), publish_form(five, qos, retain=True))
+        for qos in (1, 2)
+    )
+    for five in (False, True)
+}
