@@ -26,6 +26,7 @@ __all__ = [
     "check_local",
     "connect_many",
     "cpu_seconds",
+    "frame_header",
     "masked_frame",
 ]
 
@@ -79,6 +80,28 @@ class Counters:
     closed: int = 0  # connections the server closed or reset
     close_frames: int = 0  # close frames received
     pings: int = 0  # pings received (and answered)
+
+
+def frame_header(data: bytes, i: int, n: int) -> tuple[int, int] | None:
+    """(payload offset, payload length) of the server frame at `i`, or None if cut short."""
+    if n - i < 2:
+        return None
+    b1 = data[i + 1]
+    length = b1 & 0x7F
+    pos = i + 2
+    if length == 126:
+        if n - i < 4:
+            return None
+        length = (data[i + 2] << 8) | data[i + 3]
+        pos = i + 4
+    elif length == 127:
+        if n - i < 10:
+            return None
+        length = int.from_bytes(data[i + 2 : i + 10], "big")
+        pos = i + 10
+    if b1 & 0x80:  # servers never mask, but be exact if one does
+        pos += 4
+    return pos, length
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -174,24 +197,11 @@ class ClientProtocol(asyncio.Protocol):
             i = 0
         messages = 0
         while i < n:
-            if n - i < 2:
+            header = frame_header(data, i, n)
+            if header is None:
                 break
+            pos, length = header
             b0 = data[i]
-            b1 = data[i + 1]
-            length = b1 & 0x7F
-            pos = i + 2
-            if length == 126:
-                if n - i < 4:
-                    break
-                length = (data[i + 2] << 8) | data[i + 3]
-                pos = i + 4
-            elif length == 127:
-                if n - i < 10:
-                    break
-                length = int.from_bytes(data[i + 2 : i + 10], "big")
-                pos = i + 10
-            if b1 & 0x80:  # servers never mask, but be exact if one does
-                pos += 4
             opcode = b0 & 0x0F
             if opcode < 0x8:
                 if b0 & 0x80:  # FIN: one more complete data message

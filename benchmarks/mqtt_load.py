@@ -30,6 +30,7 @@ from benchmarks.loadgen import (
     ClientProtocol,
     Counters,
     FramePump,
+    frame_header,
     masked_frame,
 )
 
@@ -217,21 +218,10 @@ class MqttClient(ClientProtocol):
                 n = len(data)
                 i = 0
             while n - i >= 2:
-                b1 = data[i + 1]
-                length = b1 & 0x7F
-                pos = i + 2
-                if length == 126:
-                    if n - i < 4:
-                        break
-                    length = (data[i + 2] << 8) | data[i + 3]
-                    pos = i + 4
-                elif length == 127:
-                    if n - i < 10:
-                        break
-                    length = int.from_bytes(data[i + 2 : i + 10], "big")
-                    pos = i + 10
-                if b1 & 0x80:  # servers never mask; be exact if one does
-                    pos += 4
+                header = frame_header(data, i, n)
+                if header is None:
+                    break
+                pos, length = header
                 if pos > n:
                     break
                 opcode = data[i] & 0x0F
