@@ -136,9 +136,13 @@ class MqttSession:
             if self._phase is not Phase.CONNECTED:
                 if self._phase is Phase.CLOSED:
                     return
-            elif type(packet) is Publish:  # the hot path: straight there
+            elif type(packet) is Publish:  # the hot paths: straight there
                 stats.messages_received += 1
                 self._publish(packet)
+                continue
+            elif type(packet) is PubAck:
+                stats.messages_received += 1
+                self._state_or_fail().acknowledged(packet.packet_id)
                 continue
             if isinstance(packet, ProtocolViolation):
                 self._violation(packet.reason_code, packet.message)

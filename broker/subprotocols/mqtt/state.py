@@ -98,7 +98,9 @@ class SessionState:
             if connection is not None:
                 connection.send_qos0(delivery, retain, ids)
             return  # QoS 0 is not queued for an absent client (as Mosquitto's default)
-        self.enqueue(Outgoing(delivery, qos, retain, ids, self._broker.clock()))
+        # The clock is read only for messages that can expire while they wait.
+        since = 0.0 if message.expiry is None else self._broker.clock()
+        self.enqueue(Outgoing(delivery, qos, retain, ids, since))
 
     def _combine(self, message: Message) -> tuple[int, bool, tuple[int, ...]]:
         qos = -1
@@ -138,7 +140,10 @@ class SessionState:
         connection.send_publish(outgoing, packet_id, dup=False)
 
     def _allocate_id(self) -> int:
-        next_id = self._next_id
+        next_id = self._next_id % 65535 + 1
+        if next_id not in self.inflight:  # nearly always: ids go round, in-flight messages few
+            self._next_id = next_id
+            return next_id
         for _ in range(65535):
             next_id = next_id % 65535 + 1
             if next_id not in self.inflight:
@@ -151,13 +156,12 @@ class SessionState:
         connection = self.connection
         if connection is None:
             return
-        now = self._broker.clock()
         queue = self.queue
         while queue and len(self.inflight) < connection.send_quota:
             outgoing = queue.popleft()
             expiry = outgoing.message.expiry
             if expiry is not None:
-                left = expiry - (now - outgoing.since)
+                left = expiry - (self._broker.clock() - outgoing.since)
                 if left <= 0:
                     continue  # expired while waiting: never delivered (MQTT-3.3.2-5)
                 outgoing.delivery = Delivery(dataclasses.replace(outgoing.message, expiry=left))
