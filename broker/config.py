@@ -91,9 +91,6 @@ class Settings(BaseSettings):
     mqtt_max_session_expiry: int = Field(
         86_400, ge=0, description="Longest MQTT session expiry interval granted, in seconds."
     )
-    wamp_path_default: str = Field(
-        "wamp.2.json", description="Subprotocol for clients on /wamp that send no header."
-    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
