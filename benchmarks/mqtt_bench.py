@@ -139,6 +139,25 @@ def launch(name: str, opts: argparse.Namespace) -> Iterator[Broker]:
                     proc.wait(STOP_TIMEOUT)
 
 
+@contextlib.contextmanager
+def profiled(b: Broker, opts: argparse.Namespace, name: str) -> Iterator[None]:
+    """With --profile, sample wsbroker with py-spy for the whole scenario run."""
+    if opts.profile is None or b.name != "wsbroker":
+        yield
+        return
+    opts.profile.mkdir(parents=True, exist_ok=True)
+    out = opts.profile / f"{name}.txt"
+    cmd = ["py-spy", "record", "-r", "250", "--format", "raw", "-o", str(out), "--pid"]
+    spy = subprocess.Popen(
+        [*cmd, str(b.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        spy.wait(STOP_TIMEOUT)
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -617,6 +636,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--broker-arg", action="append", default=[], help="extra `broker serve` arg")
     p.add_argument("--no-pin", action="store_true", help="no CPU pinning")
     p.add_argument("--json", type=Path, help="also write every run's figures to this file")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy each wsbroker run into this folder (raw collapsed stacks, 250 Hz)",
+    )
     a = p.parse_args(argv)
     a.scenarios = list(SCENARIOS) if not a.scenario or "all" in a.scenario else a.scenario
     if not (
@@ -670,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in o.scenarios:
             for run in range(1, o.runs + 1):
                 for target in targets if run % 2 else targets[::-1]:
-                    with launch(target, o) as b:
+                    with launch(target, o) as b, profiled(b, o, f"{scenario}-{run}"):
                         gc.collect()
                         gc.disable()
                         try:

@@ -61,6 +61,17 @@ class FakeLink:
     ) -> None:
         self.send_message(delivery.wire(form, build), text=text)
 
+    def send_patched(
+        self,
+        delivery: Delivery,
+        form: Hashable,
+        build: Callable[[Message], bytes],
+        offset: int,
+        patch: bytes,
+    ) -> None:
+        data = delivery.wire(form, build)
+        self.send_message(data[:offset] + patch + data[offset + len(patch) :], text=False)
+
     def close(self, code: int, reason: str = "") -> None:
         if self.closed is None:
             self.closed = (code, reason)

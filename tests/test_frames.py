@@ -915,3 +915,56 @@ def test_structured_garbage_never_raises(frames: list[tuple[int, bytes, bool]]) 
     assert len(failures) <= 1
     if failures:
         assert events[-1] is failures[0]
+
+
+# --- the lone-binary-frame shortcut ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 1, 64, 125])
+def test_lone_binary_frame_gives_its_payload(n: int) -> None:
+    payload = bytes(range(n))
+    assert ServerConnection().lone_binary(client_frame(Opcode.BINARY, payload)) == payload
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        client_frame(Opcode.TEXT, b"text"),
+        client_frame(Opcode.BINARY, b"x" * 126),  # 16-bit length
+        client_frame(Opcode.BINARY, b"part", fin=False),
+        client_frame(Opcode.BINARY, b"rsv", rsv=0x40),
+        client_frame(Opcode.PING, b"ping"),
+        client_frame(Opcode.BINARY, b"one") + client_frame(Opcode.BINARY, b"two"),
+        client_frame(Opcode.BINARY, b"short")[:-1],
+        encode_frame(Opcode.BINARY, b"unmasked"),
+    ],
+    ids=["text", "long", "fragment", "rsv1", "ping", "two", "partial", "unmasked"],
+)
+def test_lone_binary_declines_anything_else(data: bytes) -> None:
+    assert ServerConnection().lone_binary(data) is None
+
+
+def test_lone_binary_declines_while_a_frame_is_pending_or_over_the_limit() -> None:
+    frame = client_frame(Opcode.BINARY, b"abc")
+    pending = ServerConnection()
+    assert pending.receive_data(frame[:2]) == []
+    assert pending.lone_binary(frame) is None
+    fragmented = ServerConnection()
+    assert fragmented.receive_data(client_frame(Opcode.BINARY, b"a", fin=False)) == []
+    assert fragmented.lone_binary(frame) is None
+    assert ServerConnection(max_message_size=2).lone_binary(frame) is None
+
+
+@given(st.binary(max_size=140))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_lone_binary_agrees_with_receive_data(data: bytes) -> None:
+    payload = ServerConnection(max_message_size=100).lone_binary(data)
+    if payload is not None:
+        events = ServerConnection(max_message_size=100).receive_data(data)
+        assert events == [BinaryMessage(payload)]
+
+
+@given(st.binary(max_size=125), st.binary(min_size=4, max_size=4))
+def test_lone_binary_of_any_masked_frame(payload: bytes, mask: bytes) -> None:
+    data = client_frame(Opcode.BINARY, payload, mask=mask)
+    assert ServerConnection().lone_binary(data) == payload

@@ -12,6 +12,7 @@ import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from broker.core.message import Delivery, Message
 from broker.subprotocols.base import AdapterContext, Link
 from broker.subprotocols.registry import AdapterSpec, Registry
 from conformance.rfc6455.rawclient import (
@@ -48,12 +49,43 @@ class Shouter:
     def on_close(self) -> None:
         pass
 
+    def on_receive_timeout(self) -> None:
+        pass
+
+    def on_shutdown(self) -> None:
+        pass
+
+
+class Patcher:
+    """A test adapter: on any message, sends one shared delivery twice, patched differently."""
+
+    def __init__(self, link: Link, context: AdapterContext) -> None:
+        self.link = link
+
+    def on_open(self) -> None:
+        pass
+
+    def on_message(self, data: bytes, text: bool) -> None:
+        delivery = Delivery(Message("t", data))
+        for patch in (b"AB", b"CD"):
+            self.link.send_patched(delivery, "form", lambda m: m.payload, 2, patch)
+
+    def on_close(self) -> None:
+        pass
+
+    def on_receive_timeout(self) -> None:
+        pass
+
+    def on_shutdown(self) -> None:
+        pass
+
 
 def shouter_registry() -> Registry:
     from broker.app import default_registry
 
     registry = default_registry()
     registry.register(AdapterSpec("shout", ("shout.v2", "shout.v1"), Shouter, paths=("/shout",)))
+    registry.register(AdapterSpec("patch", ("patch",), Patcher))
     return registry
 
 
@@ -247,3 +279,18 @@ async def test_compression_is_negotiated_unless_switched_off() -> None:
         async with await RawClient.connect(url_of(listener, ""), extensions=offer) as client:
             assert client.response is not None
             assert client.response.header("Sec-WebSocket-Extensions") is None
+
+
+@pytest.mark.parametrize("compression", [True, False])
+async def test_patched_deliveries_share_the_frame_but_not_the_patch(compression: bool) -> None:
+    async with running_broker(shouter_registry(), compression=compression) as listener:
+        async with connect(
+            url_of(listener, "/p"),
+            subprotocols=["patch"],  # type: ignore[list-item]
+            compression="deflate" if compression else None,
+        ) as ws:
+            await ws.send(b"0123456789")
+            with anyio.fail_after(5):
+                assert [await ws.recv(), await ws.recv()] == [b"01AB456789", b"01CD456789"]
+            assert ws.response is not None
+            assert (ws.response.headers.get("Sec-WebSocket-Extensions") is not None) is compression

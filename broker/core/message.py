@@ -29,33 +29,21 @@ class Message:
 class Delivery:
     """A message on its way to subscribers: each wire form is built once and shared."""
 
-    __slots__ = ("_frames", "_wire", "message")
+    __slots__ = ("_wire", "frames", "message")
 
-    def __init__(self, message: Message) -> None:
+    def __init__(
+        self, message: Message, form: Hashable | None = None, data: bytes | None = None
+    ) -> None:
+        """`form` and `data`: a wire form the message already has (the publisher's own packet)."""
         self.message = message
-        self._wire: dict[Hashable, bytes] = {}
-        self._frames: dict[Hashable, bytes] | None = None
+        self._wire: dict[Hashable, bytes] = {} if data is None else {form: data}
+        # The transport's framing of each form, shared by its uncompressed connections; the
+        # transport owns the keys and values (the opcode follows from the form and message).
+        self.frames: dict[Hashable, bytes] = {}
 
     def wire(self, form: Hashable, build: Callable[[Message], bytes]) -> bytes:
         """Return the bytes of `form`, building them on first use only."""
         data = self._wire.get(form)
         if data is None:
             data = self._wire[form] = build(self.message)
-        return data
-
-    def store(self, form: Hashable, data: bytes) -> bytes:
-        """Keep `data` as the bytes of `form` for the connections that follow; return it."""
-        self._wire[form] = data
-        return data
-
-    def frame(self, form: Hashable) -> bytes | None:
-        """The transport's framing of `form`, if a connection built it already."""
-        frames = self._frames
-        return None if frames is None else frames.get(form)
-
-    def store_frame(self, form: Hashable, data: bytes) -> bytes:
-        """Keep the transport's framing of `form` (its opcode follows from form and message)."""
-        if self._frames is None:
-            self._frames = {}
-        self._frames[form] = data
         return data

@@ -218,9 +218,8 @@ class Realm:
         if not subscriptions:
             return 0
         # One Delivery for everyone, so each wire form is encoded once per publish.
-        delivery = Delivery(message)
-        if seed is not None:  # a form the publisher's own packet already is
-            delivery.store(*seed)
+        # A seed is a form the publisher's own packet already is.
+        delivery = Delivery(message) if seed is None else Delivery(message, *seed)
         origin = message.origin
         delivered = 0
         for subscription in subscriptions:

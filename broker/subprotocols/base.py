@@ -39,6 +39,19 @@ class Link(Protocol):
         `text` must follow from the form and the message: the frame is shared as well.
         """
 
+    def send_patched(
+        self,
+        delivery: Delivery,
+        form: Hashable,
+        build: Callable[[Message], bytes],
+        offset: int,
+        patch: bytes,
+    ) -> None:
+        """Queue a binary delivery's shared `form` with `patch` over its bytes at `offset`.
+
+        For what differs per connection in an otherwise shared encoding (a packet id).
+        """
+
     def close(self, code: int, reason: str = "") -> None:
         """Start the closing handshake."""
 

@@ -124,6 +124,12 @@ class ClientConnection(asyncio.Protocol):
             return
         self.last_received = self._listener.now()
         self._ping_sent = None
+        payload = codec.lone_binary(data)
+        if payload is not None:
+            self.last_message = self.last_received
+            if self._adapter is not None and self.phase is Phase.OPEN:
+                self._adapter.on_message(payload, False)
+            return
         events = codec.receive_data(data)
         reply = codec.data_to_send()
         if reply:
@@ -196,10 +202,12 @@ class ClientConnection(asyncio.Protocol):
             frame = codec.send_message(delivery.wire(form, build), text=text)
         else:
             # The whole frame is shared too: one header for all uncompressed connections.
-            frame = delivery.frame(form) or delivery.store_frame(
-                form,
-                encode_frame(Opcode.TEXT if text else Opcode.BINARY, delivery.wire(form, build)),
-            )
+            frames = delivery.frames
+            shared = frames.get(form)
+            if shared is None:
+                opcode = Opcode.TEXT if text else Opcode.BINARY
+                shared = frames[form] = encode_frame(opcode, delivery.wire(form, build))
+            frame = shared
         if near_limit:
             self._queue(frame)  # with the hard limit's check
             return
@@ -208,6 +216,30 @@ class ClientConnection(asyncio.Protocol):
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._listener.schedule_flush(self)
+
+    def send_patched(
+        self,
+        delivery: Delivery,
+        form: Hashable,
+        build: Callable[[Message], bytes],
+        offset: int,
+        patch: bytes,
+    ) -> None:
+        codec = self._codec
+        if self.phase is not Phase.OPEN or codec is None:
+            return
+        if self._compressed:
+            data = delivery.wire(form, build)
+            end = offset + len(patch)
+            self._queue(codec.send_message(data[:offset] + patch + data[end:], text=False))
+            return
+        frames = delivery.frames
+        shared = frames.get(form)
+        if shared is None:
+            shared = frames[form] = encode_frame(Opcode.BINARY, delivery.wire(form, build))
+        # The header's length follows from the payload's, so the offset moves by that much.
+        at = offset + len(shared) - len(delivery.wire(form, build))
+        self._queue(shared[:at] + patch + shared[at + len(patch) :])
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Start the closing handshake (the peer's close, or the timeout, ends it)."""

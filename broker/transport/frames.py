@@ -249,6 +249,20 @@ class ServerConnection:
         """True when permessage-deflate is on, so messages must be framed per connection."""
         return self._deflate is not None
 
+    def lone_binary(self, data: bytes) -> bytes | None:
+        """The payload if `data` is exactly one whole, short, uncompressed binary frame; else None.
+
+        The common case of a small-packet protocol (one MQTT PUBLISH per frame), taken without
+        an event object; None means "use receive_data", which handles everything.
+        """
+        n = len(data)
+        if n < 6 or n > 131 or self._buf or self._frag_opcode or self._state is not _OPEN:
+            return None
+        # FIN + binary, no RSV bits; masked; a 7-bit length that ends the chunk exactly.
+        if data[0] != 0x82 or data[1] != 0x80 | (n - 6) or n - 6 > self._max_size:
+            return None
+        return apply_mask(data[6:], data[2:6])
+
     def receive_data(self, data: bytes) -> list[Event]:
         """Parse any split of the client's byte stream into events."""
         if self._state is _CLOSED:
@@ -270,6 +284,19 @@ class ServerConnection:
             while end - pos >= 2:
                 b0 = src[pos]
                 b1 = src[pos + 1]
+                if b0 == 0x82 and 0x80 <= b1 < 0xFE and not self._frag_opcode:
+                    # Fast path: a short, whole, uncompressed binary message, the usual frame
+                    # of packet protocols; it needs none of the checks below.
+                    length = b1 & 0x7F
+                    if length > self._max_size:
+                        raise _Fail(CloseCode.MESSAGE_TOO_BIG, "message too big")
+                    start = pos + 6
+                    stop = start + length
+                    if stop > end:
+                        break
+                    append(BinaryMessage(apply_mask(src[start:stop], src[pos + 2 : start])))
+                    pos = stop
+                    continue
                 if not b1 & 0x80:
                     raise _Fail(CloseCode.PROTOCOL_ERROR, "client frame not masked")
                 length = b1 & 0x7F

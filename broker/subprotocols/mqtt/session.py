@@ -45,9 +45,9 @@ from broker.subprotocols.mqtt.wire import (
     QOS0_FORMS,
     form_key,
     message_with,
+    packet_id_offset,
     publish_properties,
     to_message,
-    with_packet_id,
 )
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,9 @@ class MqttSession:
         if limit is not None and len(delivery.wire(form, build)) > limit:
             return  # MQTT-3.1.2-25: too big for the client: dropped as if delivered
         self._link.send_delivery(delivery, form, build, text=False, droppable=True)
-        self._count_publish()
+        stats = self._broker.stats  # _count_publish, inline: once per delivery
+        stats.messages_sent += 1
+        stats.publish_sent += 1
 
     def send_publish(self, outgoing: Outgoing, packet_id: int, *, dup: bool) -> None:
         """A QoS 1/2 message: the encoding is shared, only the packet identifier is ours."""
@@ -206,7 +208,10 @@ class MqttSession:
         if limit is not None and len(template) > limit and self._state is not None:
             self._state.acknowledged(packet_id)  # discarded as if delivered (3.1.2.11.4)
             return
-        self._link.send_message(with_packet_id(template, packet_id), text=False)
+        offset = packet_id_offset(template)
+        self._link.send_patched(
+            outgoing.delivery, form, build, offset, packet_id.to_bytes(2, "big")
+        )
         self._count_publish()
 
     def send_pubrel(self, packet_id: int) -> None:

@@ -96,13 +96,17 @@ def form_key(five: bool, qos: int, retain: bool) -> Hashable:
     return ("mqtt5" if five else "mqtt3", qos, retain)
 
 
-def with_packet_id(template: bytes, packet_id: int) -> bytes:
-    """A PUBLISH template with its packet identifier replaced (it follows the topic name)."""
+def packet_id_offset(template: bytes) -> int:
+    """Where a PUBLISH template's packet identifier sits (right after the topic name)."""
     i = 1
     while template[i] & 0x80:  # the remaining length's continuation bytes
         i += 1
-    topic_length = template[i + 1] << 8 | template[i + 2]
-    at = i + 3 + topic_length
+    return i + 3 + (template[i + 1] << 8 | template[i + 2])
+
+
+def with_packet_id(template: bytes, packet_id: int) -> bytes:
+    """A PUBLISH template with its packet identifier replaced."""
+    at = packet_id_offset(template)
     return b"".join((template[:at], packet_id.to_bytes(2, "big"), template[at + 2 :]))
 
 
