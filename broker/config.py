@@ -91,6 +91,37 @@ class Settings(BaseSettings):
     mqtt_max_session_expiry: int = Field(
         86_400, ge=0, description="Longest MQTT session expiry interval granted, in seconds."
     )
+    stomp_max_frame_size: int = Field(
+        1 << 20, ge=1024, description="Largest STOMP frame accepted (headers and body), bytes."
+    )
+    stomp_max_headers: int = Field(100, ge=8, description="Headers one STOMP frame may carry.")
+    stomp_max_header_length: int = Field(
+        8192, ge=256, description="Longest STOMP header line (name and value), in bytes."
+    )
+    stomp_max_frame_rate: int = Field(
+        20_000,
+        ge=0,
+        description="STOMP frames one client may send per second; past it, ERROR (0: no limit).",
+    )
+    stomp_heartbeat_min: int = Field(
+        1000,
+        ge=0,
+        description="Shortest STOMP heart-beat interval the server agrees to, in milliseconds.",
+    )
+    stomp_max_subscriptions: int = Field(
+        1000, ge=1, description="Subscriptions one STOMP connection may hold."
+    )
+    stomp_max_transaction_frames: int = Field(
+        10_000, ge=1, description="SENDs and ACKs one STOMP transaction may hold until COMMIT."
+    )
+    queue_max_backlog: int = Field(
+        100_000, ge=0, description="Messages a /queue holds waiting for a consumer."
+    )
+    queue_max_unacked: int = Field(
+        1000,
+        ge=1,
+        description="Messages one queue consumer may hold unacknowledged (STOMP prefetch cap).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -211,11 +211,17 @@ class ClientConnection(asyncio.Protocol):
         if near_limit:
             self._queue(frame)  # with the hard limit's check
             return
-        self._out.append(frame)
-        self._out_bytes += len(frame)
         if not self._flush_scheduled:
+            # The first delivery of this loop iteration goes out at once, so the peer can
+            # start reading while the other subscribers are served; the rest are coalesced.
             self._flush_scheduled = True
             self._listener.schedule_flush(self)
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                transport.write(frame)
+            return
+        self._out.append(frame)
+        self._out_bytes += len(frame)
 
     def send_patched(
         self,
