@@ -12,9 +12,10 @@ from anyio.abc import TaskStatus
 
 from broker.config import Settings
 from broker.core.broker import Broker
+from broker.core.queues import WorkQueues
 from broker.core.sys_topics import publish_sys
 from broker.store.memory import MemoryRetainedStore
-from broker.subprotocols import mqtt, raw
+from broker.subprotocols import mqtt, raw, stomp
 from broker.subprotocols.base import AdapterContext
 from broker.subprotocols.registry import Registry
 from broker.transport.server import Listener
@@ -27,6 +28,7 @@ def default_registry() -> Registry:
     """Every adapter the broker ships, by token and path."""
     registry = Registry()
     registry.register(mqtt.SPEC)
+    registry.register(stomp.SPEC)
     registry.register(raw.SPEC, fallback=True)
     return registry
 
@@ -42,6 +44,9 @@ async def serve(
         realms=settings.realms,
         default_realm=settings.default_realm,
         retained_factory=lambda: MemoryRetainedStore(max_messages=settings.retained_max_messages),
+        queues_factory=lambda: WorkQueues(
+            max_queues=settings.queue_max_count, max_backlog=settings.queue_max_backlog
+        ),
     )
     listener = Listener(settings, AdapterContext(core, settings), registry or default_registry())
     await listener.start()

@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     stomp_max_transaction_frames: int = Field(
         10_000, ge=1, description="SENDs and ACKs one STOMP transaction may hold until COMMIT."
     )
+    queue_max_count: int = Field(10_000, ge=1, description="Work queues (/queue/...) per realm.")
     queue_max_backlog: int = Field(
         100_000, ge=0, description="Messages a /queue holds waiting for a consumer."
     )

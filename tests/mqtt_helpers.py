@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Hashable
 from typing import Any
 
 from broker.config import Settings
 from broker.core.broker import Broker
-from broker.core.message import Delivery, Message
 from broker.subprotocols.base import AdapterContext
 from broker.subprotocols.mqtt.codec import PacketReader, ProtocolViolation, encode
 from broker.subprotocols.mqtt.packets import (
@@ -20,64 +17,7 @@ from broker.subprotocols.mqtt.packets import (
     Will,
 )
 from broker.subprotocols.mqtt.session import MqttSession
-
-_ids = itertools.count(1)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class FakeLink:
-    """Records what the adapter sends; `closed` holds the close it asked for."""
-
-    def __init__(self) -> None:
-        self.session_id = f"link-{next(_ids)}"
-        self.peer = "127.0.0.1:1"
-        self.path = "/mqtt"
-        self.query = ""
-        self.subprotocol: str | None = "mqtt"
-        self.sent: list[bytes] = []
-        self.closed: tuple[int, str] | None = None
-        self.receive_timeout: float | None = None
-
-    def send_message(self, data: bytes, *, text: bool) -> None:
-        assert not text, "MQTT goes in binary frames"
-        if self.closed is None:
-            self.sent.append(data)
-
-    def send_delivery(
-        self,
-        delivery: Delivery,
-        form: Hashable,
-        build: Callable[[Message], bytes],
-        *,
-        text: bool,
-        droppable: bool,
-    ) -> None:
-        self.send_message(delivery.wire(form, build), text=text)
-
-    def send_patched(
-        self,
-        delivery: Delivery,
-        form: Hashable,
-        build: Callable[[Message], bytes],
-        offset: int,
-        patch: bytes,
-    ) -> None:
-        data = delivery.wire(form, build)
-        self.send_message(data[:offset] + patch + data[offset + len(patch) :], text=False)
-
-    def close(self, code: int, reason: str = "") -> None:
-        if self.closed is None:
-            self.closed = (code, reason)
-
-    def set_receive_timeout(self, seconds: float | None) -> None:
-        self.receive_timeout = seconds
+from tests.fakes import FakeClock, FakeLink
 
 
 class Harness:
@@ -103,7 +43,7 @@ class Client:
     def __init__(self, harness: Harness, version: int) -> None:
         self.harness = harness
         self.version = version
-        self.link = FakeLink()
+        self.link = FakeLink(binary_only=True)
         self.session = MqttSession(self.link, harness.context)
         self.session.on_open()
         self.reader = PacketReader(server=False, version=version)

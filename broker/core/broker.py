@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from broker.core.auth import AllowAll, Authenticator
-from broker.core.realm import Realm
+from broker.core.queues import WorkQueues
+from broker.core.realm import Realm, default_work_queues
 from broker.core.retained import RetainedStore
 from broker.core.sessions import SessionStore
 from broker.core.timers import Timers
@@ -64,6 +65,7 @@ class Broker:
         authenticator: Authenticator | None = None,
         clock: Callable[[], float] = time.monotonic,
         sessions: SessionStore | None = None,
+        queues_factory: Callable[[], WorkQueues] = default_work_queues,
     ) -> None:
         self.authenticator: Authenticator = authenticator or AllowAll()
         self.clock = clock
@@ -76,7 +78,7 @@ class Broker:
             if not name:
                 raise ValueError("a realm name must not be empty")
             if name not in self._realms:
-                self._realms[name] = Realm(name, retained_factory())
+                self._realms[name] = Realm(name, retained_factory(), queues_factory())
         if default_realm not in self._realms:
             # Refuse rather than add it: a typo in the configuration should not pass silently.
             raise ValueError(f"default realm {default_realm!r} is not among the realms")

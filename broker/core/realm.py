@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from broker.core.message import Delivery, Message
+from broker.core.queues import WorkQueues
 from broker.core.retained import RetainedStore
 from broker.core.topics import (
     InvalidTopic,
@@ -81,14 +82,23 @@ class SharedGroup:
         member.subscriber.deliver(delivery, member)
 
 
+def default_work_queues() -> WorkQueues:
+    """Work queues with the default bounds (the configured ones come from the Broker)."""
+    return WorkQueues(max_queues=10_000, max_backlog=100_000)
+
+
 class Realm:
-    """An isolated namespace: a topic tree of subscriptions plus a retained store."""
+    """An isolated namespace: a topic tree of subscriptions, a retained store, work queues."""
 
-    __slots__ = ("_by_subscriber", "_matches", "_retained", "_shared", "_tree", "name")
+    __slots__ = ("_by_subscriber", "_matches", "_retained", "_shared", "_tree", "name", "queues")
 
-    def __init__(self, name: str, retained: RetainedStore) -> None:
+    def __init__(
+        self, name: str, retained: RetainedStore, queues: WorkQueues | None = None
+    ) -> None:
         self.name = name
         self._retained = retained
+        # Work queues (STOMP /queue/...) live beside the topics, in the same namespace.
+        self.queues = queues if queues is not None else default_work_queues()
         self._tree: TopicTree[Subscription] = TopicTree()
         # Filters of each subscriber, so a disconnect needs no walk of the tree.
         self._by_subscriber: dict[Subscriber, set[str]] = {}
