@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from broker import __version__
 from broker.core.auth import Credentials
@@ -15,8 +15,15 @@ from broker.core.timers import Timer
 from broker.core.topics import InvalidTopic, validate_topic_filter
 from broker.subprotocols.base import AdapterContext, Link
 from broker.subprotocols.stomp.codec import FrameReader, encode, encode_headers
+from broker.subprotocols.stomp.errors import (
+    WS_NORMAL,
+    WS_POLICY,
+    StompError,
+    required,
+)
 from broker.subprotocols.stomp.frames import Event, Frame, FrameError, Version
 from broker.subprotocols.stomp.subscription import ACK_MODES, StompSubscription
+from broker.subprotocols.stomp.transactions import Transactions
 from broker.subprotocols.stomp.wire import (
     QUEUE_PREFIX,
     TEXT_FORM,
@@ -35,42 +42,12 @@ log = logging.getLogger(__name__)
 
 SERVER = f"wsbroker/{__version__}"
 MAX_TRANSACTIONS = 64  # open at once, per connection
-_WS_NORMAL = 1000
-_WS_PROTOCOL_ERROR = 1002
-_WS_POLICY = 1008
 
 
 class Phase(enum.Enum):
     AWAITING_CONNECT = enum.auto()
     CONNECTED = enum.auto()
     CLOSED = enum.auto()
-
-
-class StompError(Exception):
-    """A frame the server refuses: ERROR with `message` (and `detail` as body), then close."""
-
-    def __init__(
-        self,
-        message: str,
-        detail: str = "",
-        *,
-        code: int = _WS_PROTOCOL_ERROR,
-        headers: Sequence[tuple[str, str]] = (),
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail
-        self.code = code
-        self.headers = headers
-
-
-def _required(frame: Frame, name: str) -> str:
-    value = frame.header(name)
-    if value is None:
-        raise StompError(
-            f"missing header '{name}'", f"a {frame.command} frame needs a '{name}' header"
-        )
-    return value
 
 
 class StompSession:
@@ -89,7 +66,9 @@ class StompSession:
         self._realm: Realm = context.broker.default_realm
         self._subscriptions: dict[str, StompSubscription] = {}
         self._acks: dict[str, StompSubscription] = {}  # ack id -> the subscription holding it
-        self._transactions: dict[str, list[Frame]] = {}
+        self._transactions = Transactions(
+            max_open=MAX_TRANSACTIONS, max_frames=settings.stomp_max_transaction_frames
+        )
         self._next_message_id = 0
         self._heart_beat: Timer | None = None
         self._beat_seconds = 0.0
@@ -129,7 +108,7 @@ class StompSession:
                     StompError(
                         "frame flood",
                         f"more than {rate} frames in one second",
-                        code=_WS_POLICY,
+                        code=WS_POLICY,
                     )
                 )
                 return
@@ -165,7 +144,7 @@ class StompSession:
                 StompError(
                     "heart-beat timeout",
                     f"nothing received for {2 * self._beat_seconds:g} s",
-                    code=_WS_NORMAL,
+                    code=WS_NORMAL,
                 )
             )
         elif self._phase is Phase.AWAITING_CONNECT:
@@ -219,7 +198,7 @@ class StompSession:
             )
         )
         if identity is None:
-            raise StompError("access refused", "login or passcode not accepted", code=_WS_POLICY)
+            raise StompError("access refused", "login or passcode not accepted", code=WS_POLICY)
         realm = self._broker.realm(identity.realm)
         host = frame.header("host")
         if identity.realm is None and host is not None and host in self._broker.realms:
@@ -259,10 +238,10 @@ class StompSession:
         self._heart_beat = self._broker.timers.call_at(self._broker.clock() + every, beat)
 
     def _on_send(self, frame: Frame) -> None:
-        destination = _required(frame, "destination")
+        destination = required(frame, "destination")
         transaction = frame.header("transaction")
         if transaction is not None:
-            self._hold(transaction, frame)
+            self._transactions.hold(transaction, frame)
             return
         self._publish(frame, destination)
 
@@ -278,7 +257,7 @@ class StompSession:
             try:
                 self._realm.queues.get(name).put(message)
             except QueueFull as exc:
-                raise StompError("queue full", str(exc), code=_WS_POLICY) from None
+                raise StompError("queue full", str(exc), code=WS_POLICY) from None
             return
         if name.startswith("$SYS"):
             raise StompError("not authorized", "the $SYS topics are the broker's own")
@@ -288,11 +267,11 @@ class StompSession:
             raise StompError("invalid destination", str(exc)) from None
 
     def _on_subscribe(self, frame: Frame) -> None:
-        destination = _required(frame, "destination")
+        destination = required(frame, "destination")
         subscription_id = frame.header("id")
         if subscription_id is None:
             if self.version != "1.0":
-                _required(frame, "id")
+                required(frame, "id")
             subscription_id = destination  # 1.0: the destination names the subscription
         if subscription_id in self._subscriptions:
             raise StompError("duplicate subscription", f"id {subscription_id!r} is in use")
@@ -300,7 +279,7 @@ class StompSession:
             raise StompError(
                 "too many subscriptions",
                 f"at most {self._settings.stomp_max_subscriptions} per connection",
-                code=_WS_POLICY,
+                code=WS_POLICY,
             )
         ack = frame.header("ack") or "auto"
         ack_mode = ACK_MODES.get(ack)
@@ -328,7 +307,7 @@ class StompSession:
             queue = self._realm.queues.get(name)
         except QueueFull as exc:
             del self._subscriptions[subscription_id]
-            raise StompError("too many queues", str(exc), code=_WS_POLICY) from None
+            raise StompError("too many queues", str(exc), code=WS_POLICY) from None
         subscription.queue = queue
         queue.attach(subscription, capacity=capacity, auto_ack=ack_mode == "auto")
 
@@ -346,7 +325,7 @@ class StompSession:
         if subscription_id is None:
             subscription_id = frame.header("destination") if self.version == "1.0" else None
             if subscription_id is None:
-                _required(frame, "id")
+                required(frame, "id")
         subscription = self._subscriptions.pop(subscription_id or "", None)
         if subscription is None:
             raise StompError("unknown subscription", f"no subscription with id {subscription_id!r}")
@@ -379,15 +358,15 @@ class StompSession:
         self._acknowledge(frame, positive=frame.command == "ACK", check_only=True)
         transaction = frame.header("transaction")
         if transaction is not None:
-            self._hold(transaction, frame)
+            self._transactions.hold(transaction, frame)
             return
         self._acknowledge(frame, positive=frame.command == "ACK", check_only=False)
 
     def _acknowledge(self, frame: Frame, *, positive: bool, check_only: bool) -> None:
-        ack_id = _required(frame, "id") if self.version == "1.2" else _required(frame, "message-id")
+        ack_id = required(frame, "id") if self.version == "1.2" else required(frame, "message-id")
         subscription = self._acks.get(ack_id)
         if self.version == "1.1":
-            named = _required(frame, "subscription")
+            named = required(frame, "subscription")
             if subscription is not None and subscription.id != named:
                 subscription = None
         if subscription is None:
@@ -415,44 +394,18 @@ class StompSession:
             (queue.ack if positive else queue.nack)(subscription, tag)
         self._realm.queues.forget_if_idle(queue.name)
 
-    def _hold(self, transaction: str, frame: Frame) -> None:
-        held = self._transactions.get(transaction)
-        if held is None:
-            raise StompError("unknown transaction", f"no transaction {transaction!r} has begun")
-        if len(held) >= self._settings.stomp_max_transaction_frames:
-            raise StompError(
-                "transaction too large",
-                f"at most {self._settings.stomp_max_transaction_frames} frames per transaction",
-                code=_WS_POLICY,
-            )
-        held.append(frame)
-
     def _on_begin(self, frame: Frame) -> None:
-        transaction = _required(frame, "transaction")
-        if transaction in self._transactions:
-            raise StompError("transaction already begun", f"{transaction!r} is still open")
-        if len(self._transactions) >= MAX_TRANSACTIONS:
-            raise StompError(
-                "too many transactions", f"at most {MAX_TRANSACTIONS} open at once", code=_WS_POLICY
-            )
-        self._transactions[transaction] = []
+        self._transactions.begin(required(frame, "transaction"))
 
     def _on_commit(self, frame: Frame) -> None:
-        for held in self._end_transaction(frame):
+        for held in self._transactions.end(required(frame, "transaction")):
             if held.command == "SEND":
-                self._publish(held, _required(held, "destination"))
+                self._publish(held, required(held, "destination"))
             else:
                 self._acknowledge(held, positive=held.command == "ACK", check_only=False)
 
     def _on_abort(self, frame: Frame) -> None:
-        self._end_transaction(frame)
-
-    def _end_transaction(self, frame: Frame) -> list[Frame]:
-        transaction = _required(frame, "transaction")
-        held = self._transactions.pop(transaction, None)
-        if held is None:
-            raise StompError("unknown transaction", f"no transaction {transaction!r} has begun")
-        return held
+        self._transactions.end(required(frame, "transaction"))
 
     def _on_disconnect(self, frame: Frame) -> None:
         receipt = frame.header("receipt")
@@ -460,7 +413,7 @@ class StompSession:
             self._send(Frame("RECEIPT", (("receipt-id", receipt),)))
         self._phase = Phase.CLOSED
         self._release()
-        self._link.close(_WS_NORMAL, "DISCONNECT")
+        self._link.close(WS_NORMAL, "DISCONNECT")
 
     # to the client
 
