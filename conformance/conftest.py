@@ -29,14 +29,23 @@ def broker_process() -> Iterator[BrokerProcess | None]:
         yield bp
 
 
-@pytest.fixture(scope="session")
-def broker_url(broker_process: BrokerProcess | None) -> str:
+def url_of(broker_process: BrokerProcess | None) -> str:
     """``ws://host:port`` of the server under test (no trailing slash)."""
     if broker_process is None:
         url = external_url()
         assert url is not None
         return url.rstrip("/")
     return broker_process.url
+
+
+@pytest.fixture(scope="session")
+def broker_url(broker_process: BrokerProcess | None) -> str:
+    """``ws://host:port`` of the server under test.
+
+    Session-scoped, so cached with the first ``broker_process`` it met: a suite that overrides
+    ``broker_process`` (its own flags) overrides this too, with ``url_of``.
+    """
+    return url_of(broker_process)
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,14 @@ of the process, so the pipe never fills, and keeps every line for assertions.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ __all__ = [
     "BrokerStartError",
     "external_url",
     "free_port",
+    "looks_like_wsbroker",
     "running_broker",
     "target_max_message_size",
 ]
@@ -166,3 +169,14 @@ def running_broker(
         yield bp
     finally:
         _stop(bp)
+
+
+def looks_like_wsbroker(url: str) -> bool:
+    """Whether the server at `url` is a wsbroker: its `GET /healthz` answers JSON with a status."""
+    http = "http" + url.removeprefix("ws")
+    try:
+        with urllib.request.urlopen(http + "/healthz", timeout=3) as response:
+            body = json.loads(response.read())
+    except Exception:
+        return False
+    return isinstance(body, dict) and "status" in body

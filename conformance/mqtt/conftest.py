@@ -19,19 +19,18 @@ says SHOULD or MAY (a DISCONNECT with the reason code before closing, one copy f
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from conformance.conftest import url_of
 from conformance.mqtt.clients import PahoClient
 from conformance.mqtt.codec import MQTT_5
 from conformance.mqtt.rawclient import RawMqtt
-from conformance.server import BrokerProcess, external_url, running_broker
+from conformance.server import BrokerProcess, external_url, looks_like_wsbroker, running_broker
 
 # Flags our broker is started with for this suite.
 SYS_INTERVAL_OWN = 1
@@ -62,14 +61,10 @@ def _env_int(name: str) -> int | None:
     return int(value) if value else None
 
 
-def _looks_like_wsbroker(url: str) -> bool:
-    http = "http" + url.removeprefix("ws")
-    try:
-        with urllib.request.urlopen(http + "/healthz", timeout=3) as response:
-            body = json.loads(response.read())
-    except Exception:
-        return False
-    return isinstance(body, dict) and "status" in body
+@pytest.fixture(scope="session")
+def broker_url(broker_process: BrokerProcess | None) -> str:
+    """This suite's broker (the suite-wide fixture would keep the first suite's)."""
+    return url_of(broker_process)
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +73,7 @@ def target(broker_process: BrokerProcess | None, broker_url: str) -> str:
     named = os.environ.get("WSBROKER_TARGET")
     if named:
         return named.lower()
-    if broker_process is not None or _looks_like_wsbroker(broker_url):
+    if broker_process is not None or looks_like_wsbroker(broker_url):
         return "wsbroker"
     return "other"
 

@@ -1,0 +1,1 @@
+"""STOMP conformance suite: stomp.py, @stomp/stompjs and a raw-frame client against the broker."""
