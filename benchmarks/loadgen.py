@@ -4,6 +4,13 @@ Cheap enough not to be the bottleneck: frames are encoded (and masked) once befo
 written in batches; receivers count messages by walking frame headers only, never unmasking,
 decoding or copying payloads. No task per connection and none per message.
 
+- ``ClientProtocol``: upgrade, then count data messages (raw WebSocket pub/sub).
+- ``StreamClient``: for a protocol riding on the data frames' byte stream (MQTT, STOMP): walks
+  frame headers across reads and hands the subclass each piece of payload.
+- ``FramePump``: the publishers' mixin, batches of pre-encoded frames under flow control.
+- ``connect_many`` / ``close_all``: open many clients and wait until each one is ready; say
+  goodbye to them all.
+
 Only for 127.0.0.1: this is a tool to measure the broker on the machine it runs on.
 """
 
@@ -13,9 +20,9 @@ import asyncio
 import base64
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -23,13 +30,16 @@ __all__ = [
     "Counters",
     "FramePump",
     "PublisherProtocol",
+    "StreamClient",
     "check_local",
+    "close_all",
     "connect_many",
     "cpu_seconds",
     "frame_header",
     "masked_frame",
 ]
 
+OP_TEXT = 0x1
 OP_BINARY = 0x2
 OP_CLOSE = 0x8
 OP_PING = 0x9
@@ -105,7 +115,13 @@ def frame_header(data: bytes, i: int, n: int) -> tuple[int, int] | None:
 
 
 class ClientProtocol(asyncio.Protocol):
-    """Upgrade, then count received data messages by walking frame headers only."""
+    """Upgrade, then count received data messages by walking frame headers only.
+
+    ``ready`` resolves when the client may be used: here at the upgrade (``upgraded``); clients
+    with a handshake of their own on top replace it. ``goodbye`` is written before the close frame.
+    """
+
+    goodbye = b""
 
     def __init__(
         self,
@@ -119,6 +135,7 @@ class ClientProtocol(asyncio.Protocol):
         subprotocol: str | None = None,
     ) -> None:
         offer = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
+        self.subprotocol = subprotocol
         self.request = (
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\n"
@@ -130,6 +147,7 @@ class ClientProtocol(asyncio.Protocol):
         self.on_receive = on_receive
         self.transport: asyncio.Transport | None = None
         self.upgraded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.ready: asyncio.Future[None] = self.upgraded
         self.lost = asyncio.Event()
         self.received = 0  # this connection's data messages
         self._head = b""
@@ -175,8 +193,16 @@ class ClientProtocol(asyncio.Protocol):
         self.lost.set()
 
     def check_upgrade(self, head: bytes) -> str | None:
-        """Subclasses may refuse the 101 response (its status line and headers): say why."""
-        return None
+        """Refuse the 101 response (its status line and headers): say why. Here: a subprotocol
+        was offered and the server did not select it."""
+        if self.subprotocol is None:
+            return None
+        offered = self.subprotocol.encode()
+        for line in head.lower().split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip() == b"sec-websocket-protocol" and value.strip() == offered:
+                return None
+        return f"the server did not select the {self.subprotocol} subprotocol"
 
     def opened(self) -> None:
         """Called once the upgrade succeeded, before any frame is read (for subclasses)."""
@@ -232,9 +258,122 @@ class ClientProtocol(asyncio.Protocol):
     # --- closing
 
     def close(self, code: int = 1000) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(masked_frame(OP_CLOSE, struct.pack("!H", code)))
-            self.transport.close()
+        """``goodbye``, a close frame and FIN, without waiting for the server."""
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.write(self.goodbye + masked_frame(OP_CLOSE, struct.pack("!H", code)))
+            t.close()
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class StreamClient(ClientProtocol):
+    """Walks WebSocket frames; each data frame's payload, in pieces, goes to ``payload()``.
+
+    A frame may span reads and a read may hold many frames: the walker carries the rest of a
+    frame's length across reads, so ``payload`` sees the protocol's byte stream piece by piece.
+    ``payload`` adds the messages it finds to ``_got`` and the answers it owes (acks) to
+    ``_acks``: once per read, they are counted and written in one write (``acks_sent`` is for
+    subclasses that count them as they queue them). ``ready`` is for the subclass to resolve when
+    its own handshake is done; the connection's end fails it.
+    """
+
+    not_ready = "closed before ready"  # why ``ready`` failed if the connection ends first
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        counters: Counters,
+        *,
+        subprotocol: str,
+        counted: bool = True,
+        on_receive: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(
+            host,
+            port,
+            path,
+            counters,
+            counted=counted,
+            on_receive=on_receive,
+            subprotocol=subprotocol,
+        )
+        self.ready = asyncio.get_running_loop().create_future()
+        # Failures are reported through `ready`; never warn about unretrieved exceptions.
+        self.upgraded.add_done_callback(_retrieve)
+        self.ready.add_done_callback(_retrieve)
+        self.acks_sent = 0
+        self._wrem = 0  # bytes of the current WebSocket frame still to come
+        self._wdata = False  # ... and whether they are payload (a data frame)
+        self._got = 0  # messages found during the current read
+        self._acks: list[bytes] = []  # frames to write at the end of the current read
+
+    def payload(self, data: bytes, i: int, end: int) -> None:
+        """``data[i:end]`` is the next piece of the data frames' byte stream."""
+        raise NotImplementedError
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self.ready.done():
+            up = self.upgraded
+            why = up.exception() if up.done() and not up.cancelled() else None
+            self.ready.set_exception(why or exc or ConnectionError(self.not_ready))
+
+    # The hot path: one ``payload`` call per data frame (or piece of one), no other call.
+    def _count(self, data: bytes) -> None:
+        n = len(data)
+        i = 0
+        if self._wrem:  # the rest of a frame begun in an earlier read
+            i = min(self._wrem, n)
+            self._wrem -= i
+            if self._wdata:
+                self.payload(data, 0, i)
+        if i < n:
+            if self._partial:  # a frame header cut by the last read
+                data = self._partial + data[i:]
+                self._partial = b""
+                n = len(data)
+                i = 0
+            while n - i >= 2:
+                header = frame_header(data, i, n)
+                if header is None:
+                    break
+                pos, length = header
+                if pos > n:
+                    break
+                opcode = data[i] & 0x0F
+                end = pos + length
+                if opcode < 0x8:
+                    self.payload(data, pos, end if end < n else n)
+                elif end <= n:
+                    self._control(opcode, data, pos, length)
+                if end > n:
+                    self._wrem = end - n
+                    self._wdata = opcode < 0x8
+                    i = n
+                    break
+                i = end
+            if i < n:
+                self._partial = data[i:]
+        got = self._got
+        if got:
+            self._got = 0
+            self.received += got
+            if self.counted:
+                self.counters.received += got
+            if self.on_receive is not None:
+                self.on_receive()
+        acks = self._acks
+        if acks:
+            t = self.transport
+            if t is not None and not t.is_closing():
+                t.write(b"".join(acks))
+            acks.clear()
 
 
 class FramePump:
@@ -330,27 +469,45 @@ class PublisherProtocol(FramePump, ClientProtocol):
         return self.may_send()
 
 
+C = TypeVar("C", bound=ClientProtocol)
+
+
 async def connect_many(
-    factory: Callable[[], ClientProtocol],
+    factory: Callable[[], C],
     count: int,
     host: str,
     port: int,
     *,
     concurrency: int = 50,
     within: float = 10.0,
-) -> list[ClientProtocol]:
-    """Open ``count`` connections and wait for every upgrade (bounded concurrency and time)."""
+) -> list[C]:
+    """Open ``count`` clients, at most ``concurrency`` in set-up at once, and wait until each
+    is ``ready``; all within ``within`` seconds or TimeoutError."""
     loop = asyncio.get_running_loop()
-    sem = asyncio.Semaphore(concurrency)
-    out: list[ClientProtocol] = []
+    out: list[C] = []
+    todo = iter(range(count))
 
-    async def one() -> None:
-        async with sem:
+    async def worker() -> None:
+        for _ in todo:
             _, proto = await loop.create_connection(factory, host, port)
             out.append(proto)
-            await proto.upgraded
+            await proto.ready
 
     async with asyncio.timeout(within), asyncio.TaskGroup() as tg:
-        for _ in range(count):
-            tg.create_task(one())
+        for _ in range(min(concurrency, count)):
+            tg.create_task(worker())
     return out
+
+
+async def close_all(clients: Sequence[ClientProtocol], within: float = 10.0) -> None:
+    """Say goodbye on every client; wait (bounded) until each connection is gone, else abort."""
+    for c in clients:
+        c.close()
+    try:
+        async with asyncio.timeout(within):
+            for c in clients:
+                await c.lost.wait()
+    except TimeoutError:
+        for c in clients:
+            if c.transport is not None:
+                c.transport.abort()

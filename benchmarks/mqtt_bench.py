@@ -24,40 +24,45 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
-import json
 import os
-import resource
 import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.loadgen import OP_BINARY, Counters, cpu_seconds, masked_frame
+from benchmarks.loadgen import OP_BINARY, Counters, close_all, cpu_seconds, masked_frame
 from benchmarks.mqtt_load import (
     Keepalive,
     MqttClient,
     MqttPublisher,
-    close_all,
-    open_clients,
+    StampedClient,
     publish_frames,
     publish_packet,
 )
-from conformance.server import REPO_ROOT, free_port
+from benchmarks.side_by_side import (
+    HOST,
+    Broker,
+    Metric,
+    Scenario,
+    Window,
+    add_broker_args,
+    add_run_args,
+    measure,
+    open_ready,
+    parse,
+    pinned,
+    ratio_table,
+    run_all,
+    serve,
+    throughput_figures,
+)
+from conformance.server import free_port
 
-HOST = "127.0.0.1"
 TARGETS = ("mosquitto", "wsbroker")
 SCENARIOS = ("fanout", "fanin", "qos1", "latency", "idle", "connect")
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 
 # Mosquitto 2.0.11 (Debian) exits with "Unable to start any listening sockets" when its only
 # listener is a websockets one, so it also gets a plain MQTT listener that nobody uses;
@@ -80,82 +85,15 @@ log_dest stderr
 # --- brokers ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Broker:
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-
-def _wait_port(proc: subprocess.Popen[bytes], port: int, log: Path, within: float) -> None:
-    """Connect attempts until the port answers, the process dies or the deadline passes."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-        except OSError:
-            time.sleep(0.05)
-        else:
-            return
-    raise RuntimeError(f"broker did not listen on {port}: {log.read_text(errors='replace')}")
-
-
 @contextlib.contextmanager
-def launch(name: str, opts: argparse.Namespace) -> Iterator[Broker]:
-    """Start one broker (pinned to core 0 unless --no-pin), yield it, SIGTERM it after."""
-    pin = [] if opts.no_pin else ["taskset", "-c", "0"]
-    with tempfile.TemporaryDirectory(prefix=f"mqtt-bench-{name}-") as tmp:
+def launch_mosquitto(opts: argparse.Namespace) -> Iterator[Broker]:
+    """Mosquitto on a free port (and a spare one), pinned to core 0 unless --no-pin."""
+    with tempfile.TemporaryDirectory(prefix="mqtt-bench-mosquitto-") as tmp:
         port = free_port()
-        if name == "mosquitto":
-            conf = Path(tmp, "mosquitto.conf")
-            conf.write_text(MOSQUITTO_CONF.format(port=port, spare=free_port()))
-            cmd = [*pin, opts.mosquitto, "-c", str(conf)]
-        else:
-            cmd = [*pin, sys.executable, "-m", "broker", "serve", "--host", HOST]
-            cmd += ["--port", str(port), "--log-level", "warning", "--data-dir", f"{tmp}/data"]
-            cmd += opts.broker_arg
-        log = Path(tmp, "stderr.log")
-        with log.open("wb") as err:
-            # The broker inherits this process's raised RLIMIT_NOFILE (see raise_nofile).
-            proc = subprocess.Popen(
-                cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
-            )
-        try:
-            _wait_port(proc, port, log, START_TIMEOUT)
-            yield Broker(name, port, proc)
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(STOP_TIMEOUT)
-
-
-@contextlib.contextmanager
-def profiled(b: Broker, opts: argparse.Namespace, name: str) -> Iterator[None]:
-    """With --profile, sample wsbroker with py-spy for the whole scenario run."""
-    if opts.profile is None or b.name != "wsbroker":
-        yield
-        return
-    opts.profile.mkdir(parents=True, exist_ok=True)
-    out = opts.profile / f"{name}.txt"
-    cmd = ["py-spy", "record", "-r", "250", "--format", "raw", "-o", str(out), "--pid"]
-    spy = subprocess.Popen(
-        [*cmd, str(b.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        yield
-    finally:
-        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-        spy.wait(STOP_TIMEOUT)
+        conf = Path(tmp, "mosquitto.conf")
+        conf.write_text(MOSQUITTO_CONF.format(port=port, spare=free_port()))
+        with serve("mosquitto", [*pinned(opts), opts.mosquitto, "-c", str(conf)], port, tmp) as b:
+            yield b
 
 
 def rss_kib(pid: int) -> int:
@@ -166,69 +104,7 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def raise_nofile() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        target = hard if hard != resource.RLIM_INFINITY else 1_048_576
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
 # --- throughput ------------------------------------------------------------------------------
-
-
-class Flow:
-    """Publishers may run at most ``window`` deliveries ahead of the subscribers (and, at
-    QoS 1, ``inflight`` unacknowledged PUBLISHes each)."""
-
-    def __init__(self, counters: Counters, fan: int, window: int, inflight: int, most: int) -> None:
-        self.counters = counters
-        self.fan = fan  # deliveries per published message
-        self.window = window
-        self.inflight = inflight
-        self.most = most
-        self.presumed_dropped = 0
-        self.stalled = False
-        self.publishers: list[MqttPublisher] = []
-
-    def lag(self) -> int:
-        c = self.counters
-        return c.published * self.fan - c.received - self.presumed_dropped
-
-    def may_send(self, pub: MqttPublisher) -> bool:
-        if self.counters.published >= self.most:
-            return False
-        if self.inflight and pub.published - pub.acked >= self.inflight:
-            return False  # its own PUBACKs kick it again
-        if self.lag() >= self.window:
-            self.stalled = True
-            return False
-        return True
-
-    def wake(self) -> None:
-        """On every read of a subscriber: restart held-back publishers once half the window
-        is free (one flag test when nothing is held back: this is the hot path)."""
-        if self.stalled and self.lag() < self.window // 2:
-            self.stalled = False
-            for p in self.publishers:
-                if p.blocked:
-                    p.kick()
-
-    async def watch(self) -> None:
-        """If the window stays full with no delivery for 1 s, count what is missing as dropped
-        by the broker (QoS 0 may be dropped for slow consumers) and go on."""
-        last, still = -1, 0
-        while True:
-            await asyncio.sleep(0.25)
-            if self.counters.received == last and self.stalled:
-                still += 1
-                if still >= 4:
-                    self.presumed_dropped += max(self.lag(), 0)
-                    still = 0
-                    self.wake()
-            else:
-                still = 0
-            last = self.counters.received
 
 
 async def throughput(
@@ -245,20 +121,19 @@ async def throughput(
     """Subscribers on ``filters`` (one each), publishers on ``topics`` (one each)."""
     counters = Counters()
     fan = len(filters) if len(topics) == 1 else 1
-    flow = Flow(counters, fan, window, o.inflight if qos else 0, o.max_messages)
+    flow = Window(counters, fan, window, o.inflight if qos else 0, o.max_messages)
     subs_todo = iter(filters)
-    subs = await open_clients(
+    subs = await open_ready(
         lambda: MqttClient(
             HOST, b.port, counters, subscribe=(next(subs_todo), qos), on_receive=flow.wake
         ),
         len(filters),
-        HOST,
-        b.port,
+        b,
         concurrency=o.concurrency,
     )
     payload = os.urandom(o.size)
     rings = iter([publish_frames(t, payload, qos, 65535 if qos else batch) for t in topics])
-    pubs = await open_clients(
+    pubs = await open_ready(
         lambda: MqttPublisher(
             HOST,
             b.port,
@@ -270,42 +145,18 @@ async def throughput(
             batches_per_pump=batches_per_pump,
         ),
         len(topics),
-        HOST,
-        b.port,
+        b,
         concurrency=o.concurrency,
     )
-    flow.publishers = [p for p in pubs if isinstance(p, MqttPublisher)]
+    flow.publishers = pubs
     everyone = [*subs, *pubs]
     ka = Keepalive(everyone)
-    watcher = asyncio.create_task(flow.watch())
     try:
-        for p in flow.publishers:
-            p.start()
-        await asyncio.sleep(o.warmup)
-        t0, r0, p0, d0 = time.monotonic(), counters.received, counters.published, counters.closed
-        b0, s0 = cpu_seconds(b.pid), cpu_seconds()
-        await asyncio.sleep(o.seconds)
-        t1, r1, p1, d1 = time.monotonic(), counters.received, counters.published, counters.closed
-        b1, s1 = cpu_seconds(b.pid), cpu_seconds()
-        for p in flow.publishers:
-            p.stop()
+        run = await measure(b, o, flow, subs)
     finally:
         ka.cancel()
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
         await close_all(everyone)
-    dt = t1 - t0
-    counts = [s.received for s in subs]
-    return {
-        "delivered_per_s": (r1 - r0) / dt,
-        "published_per_s": (p1 - p0) / dt,
-        "broker_cpu_pct": 100 * (b1 - b0) / dt,
-        "loadgen_cpu_pct": 100 * (s1 - s0) / dt,
-        "presumed_dropped": flow.presumed_dropped,
-        "connections_lost": d1 - d0,
-        "subscriber_min_max": [min(counts), max(counts)],
-    }
+    return throughput_figures(run, flow, subs)
 
 
 async def fanout(b: Broker, o: argparse.Namespace) -> dict[str, Any]:
@@ -366,14 +217,13 @@ async def latency(b: Broker, o: argparse.Namespace) -> dict[str, Any]:
         if counters.received >= need:
             all_in.set()
 
-    subs = await open_clients(
-        lambda: MqttClient(HOST, b.port, counters, subscribe=(topic, 0), on_receive=arrived),
+    subs = await open_ready(
+        lambda: StampedClient(HOST, b.port, counters, subscribe=(topic, 0), on_receive=arrived),
         o.subscribers,
-        HOST,
-        b.port,
+        b,
         concurrency=o.concurrency,
     )
-    (pub,) = await open_clients(lambda: MqttClient(HOST, b.port, counters), 1, HOST, b.port)
+    (pub,) = await open_ready(lambda: MqttClient(HOST, b.port, counters), 1, b)
     everyone = [*subs, pub]
     ka = Keepalive(everyone)
     loop = asyncio.get_running_loop()
@@ -431,16 +281,15 @@ async def latency(b: Broker, o: argparse.Namespace) -> dict[str, Any]:
 async def idle(b: Broker, o: argparse.Namespace) -> dict[str, Any]:
     counters = Counters()
     # One client first, so one-time costs (lazy imports, first allocations) are not counted.
-    first = await open_clients(lambda: MqttClient(HOST, b.port, Counters()), 1, HOST, b.port)
+    first = await open_ready(lambda: MqttClient(HOST, b.port, Counters()), 1, b)
     await close_all(first)
     await asyncio.sleep(0.5)
     before = rss_kib(b.pid)
     t0, s0 = time.monotonic(), cpu_seconds()
-    clients = await open_clients(
+    clients = await open_ready(
         lambda: MqttClient(HOST, b.port, counters),
         o.idle_connections,
-        HOST,
-        b.port,
+        b,
         concurrency=o.concurrency,
         within=180,
     )
@@ -485,7 +334,7 @@ async def connect(b: Broker, o: argparse.Namespace) -> dict[str, Any]:
                 if len(failures) > 50:
                     raise
                 continue
-            c.disconnect()
+            c.close()
 
     t0, s0, b0 = time.monotonic(), cpu_seconds(), cpu_seconds(b.pid)
     async with asyncio.timeout(120), asyncio.TaskGroup() as tg:
@@ -507,26 +356,14 @@ async def connect(b: Broker, o: argparse.Namespace) -> dict[str, Any]:
 async def probe(b: Broker) -> str | None:
     """None when the broker answers CONNECT over ws://.../mqtt with a CONNACK, else why not."""
     try:
-        clients = await open_clients(
-            lambda: MqttClient(HOST, b.port, Counters()), 1, HOST, b.port, within=5
-        )
+        clients = await open_ready(lambda: MqttClient(HOST, b.port, Counters()), 1, b, within=5)
     except (OSError, ConnectionError, TimeoutError) as exc:
-        return repr(exc)
+        return f"wsbroker does not answer MQTT over WebSocket yet ({exc!r}); skipped"
     await close_all(clients)
     return None
 
 
 # --- the table -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Metric:
-    scenario: str
-    key: str
-    label: str
-    unit: str
-    higher_is_better: bool
-    target: float | None  # the ratio wsbroker / mosquitto we aim for
 
 
 METRICS = (
@@ -539,7 +376,6 @@ METRICS = (
     Metric("connect", "conn_per_s", "connection set-up", "conn/s", True, 1.0),
 )
 
-Scenario = Callable[[Broker, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]
 SCENARIO_FUNCS: dict[str, Scenario] = {
     "fanout": fanout,
     "fanin": fanin,
@@ -550,69 +386,12 @@ SCENARIO_FUNCS: dict[str, Scenario] = {
 }
 
 
-@dataclass
-class Results:
-    runs: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
-
-    def add(self, scenario: str, target: str, figures: dict[str, Any]) -> None:
-        self.runs.setdefault((scenario, target), []).append(figures)
-
-    def median(self, scenario: str, target: str, key: str) -> float | None:
-        values = [r[key] for r in self.runs.get((scenario, target), []) if key in r]
-        return statistics.median(values) if values else None
-
-
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit in ("ms", "KiB"):
-        return f"{value:.2f}"
-    return f"{value:,.0f}"
-
-
-def table(results: Results, scenarios: list[str]) -> str:
-    rows = [
-        "| metric | unit | mosquitto | wsbroker | wsbroker / mosquitto | better | target | met |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for m in METRICS:
-        if m.scenario not in scenarios:
-            continue
-        mq = results.median(m.scenario, "mosquitto", m.key)
-        ws = results.median(m.scenario, "wsbroker", m.key)
-        ratio = ws / mq if ws is not None and mq else None
-        better = "higher" if m.higher_is_better else "lower"
-        target = "-" if m.target is None else ("≥ " if m.higher_is_better else "≤ ") + f"{m.target}"
-        met = "-"
-        if ratio is not None and m.target is not None:
-            ok = ratio >= m.target if m.higher_is_better else ratio <= m.target
-            met = "yes" if ok else "NO"
-        shown = "-" if ratio is None else f"{ratio:.2f}x"
-        rows.append(
-            f"| {m.label} | {m.unit} | {_fmt(mq, m.unit)} | {_fmt(ws, m.unit)} | {shown} "
-            f"| {better} | {target} | {met} |"
-        )
-    return "\n".join(rows)
-
-
-def describe(figures: dict[str, Any]) -> str:
-    parts = []
-    for k, v in figures.items():
-        shown = f"{v:,.2f}" if isinstance(v, float) else str(v)
-        parts.append(f"{k}={shown}")
-    return " ".join(parts)
-
-
 # --- command line ----------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--target", choices=[*TARGETS, "both"], default="both")
-    p.add_argument(
-        "--scenario", choices=[*SCENARIOS, "all"], action="append", help="repeatable; default: all"
-    )
-    p.add_argument("--runs", type=int, default=3, help="runs per scenario per target (median)")
+    add_run_args(p, TARGETS, SCENARIOS)
     p.add_argument("--seconds", type=float, default=10.0, help="measured time, throughput")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
     p.add_argument("--latency-seconds", type=float, default=20.0, help="measured, latency")
@@ -633,84 +412,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connect-count", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=100, help="connections in set-up at once")
     p.add_argument("--mosquitto", default="mosquitto", help="the mosquitto binary")
-    p.add_argument("--broker-arg", action="append", default=[], help="extra `broker serve` arg")
-    p.add_argument("--no-pin", action="store_true", help="no CPU pinning")
-    p.add_argument("--json", type=Path, help="also write every run's figures to this file")
-    p.add_argument(
-        "--profile",
-        type=Path,
-        help="py-spy each wsbroker run into this folder (raw collapsed stacks, 250 Hz)",
+    add_broker_args(p)
+    return parse(
+        p,
+        argv,
+        TARGETS,
+        SCENARIOS,
+        lambda a: (
+            0 < a.latency_seconds <= 50
+            and 0 < a.rate <= 1000
+            and 1 <= a.subscribers <= 10_000
+            and 1 <= a.publishers <= 10_000
+            and 1 <= a.idle_connections <= 50_000
+            and 1 <= a.connect_count <= 20_000
+        ),
     )
-    a = p.parse_args(argv)
-    a.scenarios = list(SCENARIOS) if not a.scenario or "all" in a.scenario else a.scenario
-    if not (
-        1 <= a.runs <= 20
-        and 0 < a.seconds <= 120
-        and 0 < a.latency_seconds <= 50
-        and 0 < a.rate <= 1000
-        and 0 <= a.warmup <= 10
-        and 1 <= a.subscribers <= 10_000
-        and 1 <= a.publishers <= 10_000
-        and 8 <= a.size <= 65_536
-        and 1 <= a.idle_connections <= 50_000
-        and 1 <= a.connect_count <= 20_000
-        and 1 <= a.concurrency <= 1000
-    ):
-        p.error("an argument is out of range (see --help)")
-    return a
 
 
 def main(argv: list[str] | None = None) -> int:
     o = parse_args(argv)
-    targets = list(TARGETS) if o.target == "both" else [o.target]
-    if "mosquitto" in targets and shutil.which(o.mosquitto) is None:
+    if "mosquitto" in o.targets and shutil.which(o.mosquitto) is None:
         raise SystemExit(f"no {o.mosquitto!r} on PATH")
-    nofile = raise_nofile()
-    if not o.no_pin:
-        if not {0, 1} <= os.sched_getaffinity(0):
-            raise SystemExit("pinning needs cores 0 and 1 (or give --no-pin)")
-        os.sched_setaffinity(0, {1})
-    try:
-        import uvloop
-    except ImportError:
-        runner = asyncio.Runner()
-        loop_name = "asyncio"
-    else:
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-        loop_name = "uvloop"
-    print(
-        f"load generator: {loop_name}, pid {os.getpid()}, cores {sorted(os.sched_getaffinity(0))}, "
-        f"RLIMIT_NOFILE {nofile}; brokers: {'taskset -c 0' if not o.no_pin else 'unpinned'}",
-        flush=True,
-    )
-    results = Results()
-    with runner:
-        if "wsbroker" in targets:
-            with launch("wsbroker", o) as b:
-                why = runner.run(probe(b))
-            if why is not None:
-                print(f"wsbroker does not answer MQTT over WebSocket yet ({why}); skipped")
-                targets.remove("wsbroker")
-        for scenario in o.scenarios:
-            for run in range(1, o.runs + 1):
-                for target in targets if run % 2 else targets[::-1]:
-                    with launch(target, o) as b, profiled(b, o, f"{scenario}-{run}"):
-                        gc.collect()
-                        gc.disable()
-                        try:
-                            figures = runner.run(SCENARIO_FUNCS[scenario](b, o))
-                        finally:
-                            gc.enable()
-                    results.add(scenario, target, figures)
-                    print(f"{scenario:8} {target:10} run {run}: {describe(figures)}", flush=True)
-    print()
-    print(table(results, o.scenarios))
+    results = run_all(o, launch_mosquitto, SCENARIO_FUNCS, probe=probe)
+    print(ratio_table(results, METRICS, o.scenarios, peer="mosquitto"))
     if o.json:
-        o.json.write_text(
-            json.dumps(
-                {f"{s}/{t}": runs for (s, t), runs in results.runs.items()}, indent=1, default=str
-            )
-        )
+        results.write_json(o.json)
     return 0
 
 

@@ -4,10 +4,11 @@ Same rules as ``loadgen.py``: asyncio ``Protocol`` clients, no task per connecti
 publish frames encoded and masked once before the run. Every MQTT packet travels in its own
 binary WebSocket frame (what paho and MQTT.js do); writes are batched.
 
-Receivers walk WebSocket frame headers and, inside data frames, MQTT fixed headers. MQTT packets
-may span frames or share one, and frames may span reads: the walker carries a frame's remaining
-length and an MQTT packet's remaining length across calls, and only copies bytes when it needs
-the body of a packet that is cut (a QoS 1 packet id, a latency time stamp, a CONNACK).
+Receivers walk WebSocket frame headers (``loadgen.StreamClient``) and, inside data frames, MQTT
+fixed headers. MQTT packets may span frames or share one, and frames may span reads: the walkers
+carry a frame's remaining length and an MQTT packet's remaining length across calls, and only
+copy bytes when they need the body of a packet that is cut (a QoS 1 packet id, a latency time
+stamp, a CONNACK).
 
 Latency: publishers put ``time.perf_counter_ns()`` in the first 8 payload bytes; receivers (same
 process, same clock) subtract it from the time their read started.
@@ -22,15 +23,14 @@ import itertools
 import os
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from benchmarks.loadgen import (
     OP_BINARY,
-    OP_CLOSE,
     ClientProtocol,
     Counters,
     FramePump,
-    frame_header,
+    StreamClient,
     masked_frame,
 )
 
@@ -38,9 +38,8 @@ __all__ = [
     "Keepalive",
     "MqttClient",
     "MqttPublisher",
-    "close_all",
+    "StampedClient",
     "connect_packet",
-    "open_clients",
     "publish_frames",
     "publish_packet",
     "subscribe_packet",
@@ -106,18 +105,17 @@ def publish_frames(topic: str, payload: bytes, qos: int, count: int) -> bytes:
 # --- clients ---------------------------------------------------------------------------------
 
 
-def _retrieve(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-class MqttClient(ClientProtocol):
+class MqttClient(StreamClient):
     """Upgrade with ``mqtt``, CONNECT (then SUBSCRIBE), then count received PUBLISH packets.
 
     ``ready`` resolves at CONNACK, or at SUBACK when subscribing. QoS 1 deliveries are answered
     with PUBACKs, all those of one read in one write. With ``stamps`` set to a list, each PUBLISH
-    appends its latency in ns (read time minus the payload's time stamp).
+    appends its latency in ns (the read's time, ``_now``, minus the payload's time stamp; see
+    ``StampedClient``).
     """
+
+    goodbye = masked_frame(OP_BINARY, DISCONNECT)
+    not_ready = "closed before CONNACK/SUBACK"
 
     def __init__(
         self,
@@ -131,56 +129,24 @@ class MqttClient(ClientProtocol):
         path: str = "/mqtt",
     ) -> None:
         super().__init__(
-            host, port, path, counters, counted=counted, on_receive=on_receive, subprotocol="mqtt"
+            host, port, path, counters, subprotocol="mqtt", counted=counted, on_receive=on_receive
         )
         self.client_id = f"lg{os.getpid()}-{next(_client_ids)}"
         self.subscription = subscribe
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # Failures are reported through `ready`; never warn about unretrieved exceptions.
-        self.upgraded.add_done_callback(_retrieve)
-        self.ready.add_done_callback(_retrieve)
         self.stamps: list[int] | None = None
         self.acked = 0  # PUBACKs received (publishers)
-        self._wrem = 0  # bytes of the current WebSocket frame still to come
-        self._wdata = False  # ... and whether they are MQTT bytes (a data frame)
         self._mskip = 0  # bytes of the current MQTT packet still to skip
         self._mbuf = b""  # the start of a cut packet whose body is needed
-        self._got = 0  # PUBLISH packets seen during the current read
-        self._acks: list[bytes] = []  # PUBACK frames to write at the end of the current read
         self._now = 0
 
     # --- connection
 
-    def check_upgrade(self, head: bytes) -> str | None:
-        for line in head.lower().split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip() == b"sec-websocket-protocol" and value.strip() == b"mqtt":
-                return None
-        return "the server did not select the mqtt subprotocol"
-
     def opened(self) -> None:
         self.send(connect_packet(self.client_id))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if not self.ready.done():
-            up = self.upgraded
-            why = up.exception() if up.done() and not up.cancelled() else None
-            self.ready.set_exception(why or exc or ConnectionError("closed before CONNACK/SUBACK"))
 
     def send(self, packet: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(masked_frame(OP_BINARY, packet))
-
-    def disconnect(self) -> None:
-        """DISCONNECT, a close frame and FIN, without waiting for the server."""
-        t = self.transport
-        if t is not None and not t.is_closing():
-            t.write(
-                masked_frame(OP_BINARY, DISCONNECT)
-                + masked_frame(OP_CLOSE, struct.pack("!H", 1000))
-            )
-            t.close()
 
     def _reply(self, kind: int, body: bytes) -> None:
         """CONNACK and SUBACK (rare, off the hot path)."""
@@ -199,59 +165,9 @@ class MqttClient(ClientProtocol):
             else:
                 self.ready.set_result(None)
 
-    # --- the hot path: WebSocket frame headers, then MQTT fixed headers
+    # --- the hot path: MQTT fixed headers in the data frames' byte stream
 
-    def _count(self, data: bytes) -> None:
-        if self.stamps is not None:
-            self._now = time.perf_counter_ns()
-        n = len(data)
-        i = 0
-        if self._wrem:  # the rest of a frame begun in an earlier read
-            i = min(self._wrem, n)
-            self._wrem -= i
-            if self._wdata:
-                self._mqtt(data, 0, i)
-        if i < n:
-            if self._partial:
-                data = self._partial + data[i:]
-                self._partial = b""
-                n = len(data)
-                i = 0
-            while n - i >= 2:
-                header = frame_header(data, i, n)
-                if header is None:
-                    break
-                pos, length = header
-                if pos > n:
-                    break
-                opcode = data[i] & 0x0F
-                end = pos + length
-                if opcode < 0x8:
-                    self._mqtt(data, pos, end if end < n else n)
-                elif end <= n:
-                    self._control(opcode, data, pos, length)
-                if end > n:
-                    self._wrem = end - n
-                    self._wdata = opcode < 0x8
-                    i = n
-                    break
-                i = end
-            if i < n:
-                self._partial = data[i:]
-        got = self._got
-        if got:
-            self._got = 0
-            self.received += got
-            if self.counted:
-                self.counters.received += got
-            if self.on_receive is not None:
-                self.on_receive()
-        if self._acks:
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.write(b"".join(self._acks))
-            self._acks.clear()
-
-    def _mqtt(self, data: bytes, i: int, end: int) -> None:
+    def payload(self, data: bytes, i: int, end: int) -> None:
         """Walk MQTT packets in ``data[i:end]``, a piece of the MQTT byte stream."""
         skip = self._mskip
         if skip:
@@ -320,6 +236,17 @@ class MqttClient(ClientProtocol):
         self._got += got
 
 
+class StampedClient(MqttClient):
+    """A subscriber that notes the time each read starts, for the latency of ``stamps``.
+
+    Only the latency scenario's subscribers pay the clock and the extra call per read.
+    """
+
+    def _count(self, data: bytes) -> None:
+        self._now = time.perf_counter_ns()
+        super()._count(data)
+
+
 class MqttPublisher(FramePump, MqttClient):
     """Writes pre-encoded PUBLISH frames as fast as flow control and ``may_send()`` allow.
 
@@ -371,51 +298,10 @@ class MqttPublisher(FramePump, MqttClient):
             self.kick()
 
 
-async def open_clients(
-    factory: Callable[[], MqttClient],
-    count: int,
-    host: str,
-    port: int,
-    *,
-    concurrency: int = 100,
-    within: float = 60.0,
-) -> list[MqttClient]:
-    """Open ``count`` clients, at most ``concurrency`` in set-up at once, and wait until each
-    is ready (CONNACK, or SUBACK); all within ``within`` seconds or TimeoutError."""
-    loop = asyncio.get_running_loop()
-    out: list[MqttClient] = []
-    todo = iter(range(count))
-
-    async def worker() -> None:
-        for _ in todo:
-            _, proto = await loop.create_connection(factory, host, port)
-            out.append(proto)
-            await proto.ready
-
-    async with asyncio.timeout(within), asyncio.TaskGroup() as tg:
-        for _ in range(min(concurrency, count)):
-            tg.create_task(worker())
-    return out
-
-
-async def close_all(clients: list[MqttClient], within: float = 10.0) -> None:
-    """DISCONNECT and close every client; wait (bounded) until each connection is gone."""
-    for c in clients:
-        c.disconnect()
-    try:
-        async with asyncio.timeout(within):
-            for c in clients:
-                await c.lost.wait()
-    except TimeoutError:
-        for c in clients:
-            if c.transport is not None:
-                c.transport.abort()
-
-
 class Keepalive:
     """PINGREQ on every client each ``every`` seconds (CONNECT promises one within 60 s)."""
 
-    def __init__(self, clients: list[MqttClient], every: float = 30.0) -> None:
+    def __init__(self, clients: Sequence[ClientProtocol], every: float = 30.0) -> None:
         self.clients = clients
         self.every = every
         self.frame = masked_frame(OP_BINARY, PINGREQ)
