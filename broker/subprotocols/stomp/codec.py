@@ -155,6 +155,17 @@ def _check_command(line: bytes | bytearray) -> None:
 _NEGOTIATING = frozenset({"CONNECT", "STOMP"})
 
 
+def _blank_line(data: bytes | bytearray, start: int, end: int) -> tuple[int, int]:
+    """(where the blank line ending the headers is, where the body starts), or (-1, -1)."""
+    blank = data.find(b"\n\n", start, end)
+    crlf = data.find(b"\n\r\n", start, blank + 1 if blank >= 0 else end)
+    if crlf >= 0:
+        return crlf, crlf + 3
+    if blank >= 0:
+        return blank, blank + 2
+    return -1, -1
+
+
 class FrameReader:
     """Parses the client's STOMP byte stream into frames; a FrameError ends it."""
 
@@ -265,14 +276,8 @@ class FrameReader:
                 pos = bad
             limit = pos + max_frame
             window = n if n < limit else limit
-            blank = data.find(b"\n\n", pos, window)
-            crlf = data.find(b"\n\r\n", pos, blank + 1 if blank >= 0 else window)
-            if crlf >= 0:
-                blank = crlf
-                body_at = crlf + 3
-            elif blank >= 0:
-                body_at = blank + 2
-            else:
+            blank, body_at = _blank_line(data, pos, window)
+            if blank < 0:
                 self._scan = self._checked = self._nheaders = 0
                 self._head_so_far(data, pos, n)
                 self._buf += memoryview(data)[pos:]
@@ -325,14 +330,8 @@ class FrameReader:
         body_at = self._body_at
         if not body_at:
             scan = self._scan
-            blank = buf.find(b"\n\n", scan, window)
-            crlf = buf.find(b"\n\r\n", scan, blank + 1 if blank >= 0 else window)
-            if crlf >= 0:
-                blank = crlf
-                body_at = crlf + 3
-            elif blank >= 0:
-                body_at = blank + 2
-            else:
+            blank, body_at = _blank_line(buf, scan, window)
+            if blank < 0:
                 self._head_so_far(buf, 0, n)
                 return None
             self._command, self._headers, self._length = self._parse_head(buf, 0, blank, body_at)
