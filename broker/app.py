@@ -15,7 +15,7 @@ from broker.core.broker import Broker
 from broker.core.queues import WorkQueues
 from broker.core.sys_topics import publish_sys
 from broker.store.memory import MemoryRetainedStore
-from broker.subprotocols import mqtt, raw, stomp
+from broker.subprotocols import mqtt, raw, stomp, wamp
 from broker.subprotocols.base import AdapterContext
 from broker.subprotocols.registry import Registry
 from broker.transport.server import Listener
@@ -29,6 +29,7 @@ def default_registry() -> Registry:
     registry = Registry()
     registry.register(mqtt.SPEC)
     registry.register(stomp.SPEC)
+    registry.register(wamp.SPEC)
     registry.register(raw.SPEC, fallback=True)
     return registry
 

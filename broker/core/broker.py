@@ -9,8 +9,9 @@ from types import MappingProxyType
 
 from broker.core.auth import AllowAll, Authenticator
 from broker.core.queues import WorkQueues
-from broker.core.realm import Realm, default_work_queues
+from broker.core.realm import Realm, default_work_queues, random_id
 from broker.core.retained import RetainedStore
+from broker.core.rpc import Procedures
 from broker.core.sessions import SessionStore
 from broker.core.timers import Timers
 
@@ -78,7 +79,8 @@ class Broker:
             if not name:
                 raise ValueError("a realm name must not be empty")
             if name not in self._realms:
-                self._realms[name] = Realm(name, retained_factory(), queues_factory())
+                procedures = Procedures(self.timers, clock, new_id=random_id)
+                self._realms[name] = Realm(name, retained_factory(), queues_factory(), procedures)
         if default_realm not in self._realms:
             # Refuse rather than add it: a typo in the configuration should not pass silently.
             raise ValueError(f"default realm {default_realm!r} is not among the realms")

@@ -9,6 +9,36 @@ TEXT_PLAIN = "text/plain; charset=utf-8"
 JSON = "application/json"
 
 
+@dataclass(slots=True, frozen=True)
+class Audience:
+    """Who may receive a message, by session and identity, as its publisher restricted it."""
+
+    exclude: frozenset[int] = frozenset()
+    eligible: frozenset[int] | None = None
+    exclude_authid: frozenset[str] = frozenset()
+    eligible_authid: frozenset[str] | None = None
+    exclude_authrole: frozenset[str] = frozenset()
+    eligible_authrole: frozenset[str] | None = None
+
+    def admits(self, session: int, authid: str | None, authrole: str | None) -> bool:
+        if session in self.exclude or (self.eligible is not None and session not in self.eligible):
+            return False
+        if authid in self.exclude_authid or authrole in self.exclude_authrole:
+            return False
+        if self.eligible_authid is not None and authid not in self.eligible_authid:
+            return False
+        return self.eligible_authrole is None or authrole in self.eligible_authrole
+
+
+@dataclass(slots=True, frozen=True)
+class Publisher:
+    """A publisher that chose to be disclosed to the receivers."""
+
+    session: int
+    authid: str | None = None
+    authrole: str | None = None
+
+
 @dataclass(slots=True)
 class Message:
     """One published message, in the canonical (MQTT-style) topic space of a realm."""
@@ -24,12 +54,14 @@ class Message:
     qos: int = 0
     retain: bool = False
     origin: str | None = None
+    audience: Audience | None = None  # restrictions the publisher set (WAMP exclude/eligible)
+    publisher: Publisher | None = None  # set only when the publisher asked to be disclosed
 
 
 class Delivery:
     """A message on its way to subscribers: each wire form is built once and shared."""
 
-    __slots__ = ("_wire", "frames", "message")
+    __slots__ = ("_wire", "frames", "memo", "message")
 
     def __init__(
         self, message: Message, form: Hashable | None = None, data: bytes | None = None
@@ -40,6 +72,9 @@ class Delivery:
         # The transport's framing of each form, shared by its uncompressed connections; the
         # transport owns the keys and values (the opcode follows from the form and message).
         self.frames: dict[Hashable, bytes] = {}
+        # Values (not wire forms) an adapter works out once per delivery for all its
+        # connections, e.g. a publication id; the core never reads it.
+        self.memo: dict[Hashable, object] | None = None
 
     def wire(self, form: Hashable, build: Callable[[Message], bytes]) -> bytes:
         """Return the bytes of `form`, building them on first use only."""

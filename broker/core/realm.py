@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Protocol
@@ -10,6 +12,8 @@ from typing import Protocol
 from broker.core.message import Delivery, Message
 from broker.core.queues import WorkQueues
 from broker.core.retained import RetainedStore
+from broker.core.rpc import Procedures
+from broker.core.timers import Timers
 from broker.core.topics import (
     InvalidTopic,
     TopicTree,
@@ -82,6 +86,11 @@ class SharedGroup:
         member.subscriber.deliver(delivery, member)
 
 
+def random_id() -> int:
+    """A global-scope id, as WAMP wants them: random in [1, 2^53]."""
+    return secrets.randbelow(2**53) + 1
+
+
 def default_work_queues() -> WorkQueues:
     """Work queues with the default bounds (the configured ones come from the Broker)."""
     return WorkQueues(max_queues=10_000, max_backlog=100_000)
@@ -90,15 +99,38 @@ def default_work_queues() -> WorkQueues:
 class Realm:
     """An isolated namespace: a topic tree of subscriptions, a retained store, work queues."""
 
-    __slots__ = ("_by_subscriber", "_matches", "_retained", "_shared", "_tree", "name", "queues")
+    __slots__ = (
+        "_by_subscriber",
+        "_matches",
+        "_retained",
+        "_shared",
+        "_tree",
+        "adapters",
+        "name",
+        "procedures",
+        "queues",
+    )
 
     def __init__(
-        self, name: str, retained: RetainedStore, queues: WorkQueues | None = None
+        self,
+        name: str,
+        retained: RetainedStore,
+        queues: WorkQueues | None = None,
+        procedures: Procedures | None = None,
     ) -> None:
         self.name = name
         self._retained = retained
         # Work queues (STOMP /queue/...) live beside the topics, in the same namespace.
         self.queues = queues if queues is not None else default_work_queues()
+        # Remote procedures (WAMP RPC) of this realm; deadlines need the broker's clock.
+        self.procedures = (
+            procedures
+            if procedures is not None
+            else Procedures(Timers(), time.monotonic, new_id=random_id)
+        )
+        # State an adapter shares between its sessions of this realm, by adapter name; the
+        # core never reads it.
+        self.adapters: dict[str, object] = {}
         self._tree: TopicTree[Subscription] = TopicTree()
         # Filters of each subscriber, so a disconnect needs no walk of the tree.
         self._by_subscriber: dict[Subscriber, set[str]] = {}
@@ -129,6 +161,10 @@ class Realm:
         if group is None:
             return None
         return next((m for m in group.members if m.subscriber is subscriber), None)
+
+    def retained_matching(self, topic_filter: str) -> list[Message]:
+        """The retained messages `topic_filter` matches (a valid, non-shared filter)."""
+        return self._retained.matching(topic_filter)
 
     def subscribe(self, subscription: Subscription) -> list[Message]:
         """Add or replace (subscriber, filter); return the retained messages it matches.
@@ -210,7 +246,12 @@ class Realm:
             self._remove(subscriber, topic_filter)
         return len(filters)
 
-    def publish(self, message: Message, seed: tuple[Hashable, bytes] | None = None) -> int:
+    def publish(
+        self,
+        message: Message,
+        seed: tuple[Hashable, bytes] | None = None,
+        memo: dict[Hashable, object] | None = None,
+    ) -> int:
         """Retain if asked, then deliver to every match; return how many deliveries succeeded.
 
         Raises InvalidTopic for a bad name and RetainedStoreFull (before any delivery) when a
@@ -230,6 +271,8 @@ class Realm:
         # One Delivery for everyone, so each wire form is encoded once per publish.
         # A seed is a form the publisher's own packet already is.
         delivery = Delivery(message) if seed is None else Delivery(message, *seed)
+        if memo is not None:
+            delivery.memo = memo
         origin = message.origin
         delivered = 0
         for subscription in subscriptions:
