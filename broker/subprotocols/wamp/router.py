@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from broker.core.message import Delivery, Message
 from broker.core.realm import Realm, Subscription, random_id
+from broker.subprotocols.wamp.meta import MetaApi
 from broker.subprotocols.wamp.payload import Arguments, arguments_of
-from broker.subprotocols.wamp.uris import Match, filter_of, uri_of
+from broker.subprotocols.wamp.uris import Match, filter_of, topic_of, uri_of
 
 if TYPE_CHECKING:
     from broker.subprotocols.wamp.session import WampSession
@@ -17,6 +18,7 @@ MAX_ID = 2**53
 EVENT = 36
 _ARGS = "wamp-args"
 _PUBLICATION = "wamp-publication"
+META_TOPICS = "wamp/"  # the canonical form of the reserved wamp.* URIs
 
 
 def publication_of(delivery: Delivery) -> int:
@@ -74,10 +76,23 @@ class TopicGroup:
 
     def deliver(self, delivery: Delivery, subscription: Subscription) -> None:
         message = delivery.message
+        if message.topic.startswith(META_TOPICS):
+            return  # only the router itself publishes meta events (WampRealm.emit)
         uri = uri_of(message.topic)
         if uri is None or (self.match == "prefix" and not uri.startswith(self.uri)):
             return
         self.send(delivery, uri, self.members.values(), retained=False)
+
+    def covers(self, uri: str) -> bool:
+        """Whether an event on `uri` is for this subscription."""
+        if self.match == "exact":
+            return uri == self.uri
+        if self.match == "prefix":
+            return uri.startswith(self.uri)
+        parts, mine = uri.split("."), self.uri.split(".")
+        return len(parts) == len(mine) and all(
+            m in ("", p) for m, p in zip(mine, parts, strict=True)
+        )
 
     def send(self, delivery: Delivery, uri: str, members: Any, *, retained: bool) -> None:
         """The EVENT for `delivery` to each of `members` the publisher let have it."""
@@ -114,14 +129,24 @@ class TopicGroup:
 class WampRealm:
     """The WAMP side of one realm: its sessions and its subscriptions."""
 
-    __slots__ = ("_clock", "by_filter", "groups", "realm", "sessions")
+    __slots__ = ("_clock", "by_id", "groups", "meta", "realm", "sessions")
 
     def __init__(self, realm: Realm, clock: Callable[[], float]) -> None:
         self.realm = realm
         self._clock = clock
         self.sessions: dict[int, WampSession] = {}
         self.groups: dict[tuple[str, Match], TopicGroup] = {}
-        self.by_filter: dict[int, TopicGroup] = {}  # subscription id -> group
+        self.by_id: dict[int, TopicGroup] = {}  # subscription id -> group
+        self.meta = MetaApi(self)
+
+    def emit(self, uri: str, args: list[Any] | None, kwargs: dict[str, Any] | None = None) -> None:
+        """An event the router itself publishes (the meta events), to WAMP subscribers only:
+        meta topics never enter the shared topic space, so no other protocol can fake them."""
+        delivery = Delivery(Message(topic_of(uri), b""))
+        delivery.memo = {_ARGS: (args, kwargs or None)}
+        for group in list(self.groups.values()):
+            if group.covers(uri):
+                group.send(delivery, uri, list(group.members.values()), retained=False)
 
     def join(self, session: WampSession, uri: str, match: Match) -> tuple[TopicGroup, bool]:
         """Add the session to the (uri, match) subscription, made if new: (group, created)."""
@@ -130,20 +155,20 @@ class WampRealm:
         created = group is None
         if group is None:
             group = self.groups[key] = TopicGroup(uri, match, self._clock())
-            self.by_filter[group.id] = group
+            self.by_id[group.id] = group
             self.realm.subscribe(Subscription(group, group.filter))
         group.members[session.id] = session
         return group, created
 
     def leave(self, session: WampSession, subscription_id: int) -> tuple[TopicGroup, bool] | None:
         """Take the session off that subscription: (group, deleted), or None if not on it."""
-        group = self.by_filter.get(subscription_id)
+        group = self.by_id.get(subscription_id)
         if group is None or group.members.pop(session.id, None) is None:
             return None
         if group.members:
             return group, False
         del self.groups[(group.uri, group.match)]
-        del self.by_filter[group.id]
+        del self.by_id[group.id]
         self.realm.unsubscribe(group, group.filter)
         return group, True
 

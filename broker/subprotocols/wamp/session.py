@@ -12,10 +12,19 @@ from broker.core.retained import RetainedStoreFull
 from broker.core.rpc import Call, CancelMode, RpcError
 from broker.core.topics import InvalidTopic
 from broker.subprotocols.base import AdapterContext, Link
+from broker.subprotocols.wamp.auth import (
+    AuthFailure,
+    AuthFlow,
+    ChallengeToSend,
+    Decision,
+    WampIdentity,
+)
 from broker.subprotocols.wamp.codec import SUBPROTOCOLS, WampCodec
 from broker.subprotocols.wamp.messages import (
     Abort,
+    Authenticate,
     Cancel,
+    Challenge,
     Error,
     Goodbye,
     Hello,
@@ -42,6 +51,7 @@ from broker.subprotocols.wamp.messages import (
 from broker.subprotocols.wamp.messages import (
     Message as WampMessage,
 )
+from broker.subprotocols.wamp.meta import MetaError
 from broker.subprotocols.wamp.payload import payload_of
 from broker.subprotocols.wamp.router import WampRealm
 from broker.subprotocols.wamp.uris import MATCHES, InvalidUri, check_uri, topic_of
@@ -88,6 +98,7 @@ ROLES = {
 
 class Phase(enum.Enum):
     AWAITING_HELLO = enum.auto()
+    AUTHENTICATING = enum.auto()  # CHALLENGE sent, AUTHENTICATE awaited
     ESTABLISHED = enum.auto()
     CLOSING = enum.auto()  # our GOODBYE went out, the client's reply is awaited
     CLOSED = enum.auto()
@@ -151,6 +162,9 @@ class WampSession:
         self.origin_key = ""
         self.authid: str | None = None
         self.authrole: str | None = "anonymous"
+        self.authmethod = "anonymous"
+        self.authprovider = "static"
+        self._auth: AuthFlow | None = None
 
     # Adapter
 
@@ -171,7 +185,7 @@ class WampSession:
         self._leave()
 
     def on_receive_timeout(self) -> None:
-        if self._phase is Phase.AWAITING_HELLO:
+        if self._phase is Phase.AWAITING_HELLO or self._phase is Phase.AUTHENTICATING:
             self._abort("wamp.error.protocol_violation", "no HELLO in time")
 
     def on_shutdown(self) -> None:
@@ -188,6 +202,14 @@ class WampSession:
                 self._hello(message)  # type: ignore[arg-type]
             else:
                 self._abort("wamp.error.protocol_violation", f"expected HELLO, not {kind.__name__}")
+            return
+        if self._phase is Phase.AUTHENTICATING:
+            if kind is Authenticate:
+                self._authenticate(message)  # type: ignore[arg-type]
+            else:
+                self._abort(
+                    "wamp.error.protocol_violation", f"expected AUTHENTICATE, not {kind.__name__}"
+                )
             return
         if self._phase is Phase.CLOSING:
             if kind is Goodbye:
@@ -209,12 +231,36 @@ class WampSession:
             self._abort("wamp.error.no_such_realm", f"no realm {hello.realm[:100]!r} here")
             return
         self._realm = realm
+        self._auth = AuthFlow(self._broker, realm.name, hello.details, self._link.peer)
+        self._decide(self._auth.start())
+
+    def _authenticate(self, authenticate: Authenticate) -> None:
+        if self._auth is None:
+            self._abort("wamp.error.protocol_violation", "AUTHENTICATE without a CHALLENGE")
+            return
+        self._decide(self._auth.authenticate(authenticate.signature, authenticate.extra))
+
+    def _decide(self, decision: Decision) -> None:
+        if isinstance(decision, AuthFailure):
+            self._abort(decision.reason, decision.message)
+        elif isinstance(decision, ChallengeToSend):
+            self._phase = Phase.AUTHENTICATING
+            self._send(Challenge(decision.authmethod, decision.extra))
+        else:
+            self._welcome(decision)
+
+    def _welcome(self, identity: WampIdentity) -> None:
+        self._auth = None
+        realm = self._realm
         self._router = router = _wamp_realm(realm, self._context)
         self.id = self.session_id = random_id()
         while self.id in router.sessions:
             self.id = self.session_id = random_id()
         self.origin_key = f"wamp:{self.id}"
-        self.authid = str(self.id)
+        self.authid = identity.authid if identity.authid is not None else str(self.id)
+        self.authrole = identity.authrole
+        self.authmethod = identity.authmethod
+        self.authprovider = identity.authprovider
         router.sessions[self.id] = self
         self._phase = Phase.ESTABLISHED
         self._link.set_receive_timeout(None)
@@ -225,12 +271,22 @@ class WampSession:
                     "realm": realm.name,
                     "authid": self.authid,
                     "authrole": self.authrole,
-                    "authmethod": "anonymous",
-                    "authprovider": "static",
+                    "authmethod": self.authmethod,
+                    "authprovider": self.authprovider,
                     "roles": ROLES,
                 },
             )
         )
+        router.meta.session_joined(self)
+
+    def kill(self, reason: str, message: str) -> None:
+        """Another session ended this one (wamp.session.kill): GOODBYE, then close."""
+        if self._phase is not Phase.ESTABLISHED:
+            return
+        self._send(Goodbye({"message": message} if message else {}, reason))
+        self._phase = Phase.CLOSED
+        self._leave()
+        self._link.close(_WS_NORMAL, "killed")
 
     def _goodbye(self, goodbye: Goodbye) -> None:
         self._send(Goodbye({}, "wamp.close.goodbye_and_out"))
@@ -303,9 +359,10 @@ class WampSession:
             )
             return
         assert self._router is not None
-        group, _ = self._router.join(self, subscribe.topic, match)
+        group, created = self._router.join(self, subscribe.topic, match)
         self._subscriptions.add(group.id)
         self._send(Subscribed(subscribe.request, group.id))
+        self._router.meta.subscribed(group, self, created)
         if options.get("get_retained") is True:
             for retained, uri in self._router.retained(group):
                 group.send(Delivery(retained), uri, (self,), retained=True)
@@ -318,6 +375,7 @@ class WampSession:
             return
         self._subscriptions.discard(unsubscribe.subscription)
         self._send(Unsubscribed(unsubscribe.request))
+        self._router.meta.unsubscribed(left[0], self, left[1])
 
     def send_event(
         self, delivery: Delivery, subscription: int, items: list[Any], retained: bool
@@ -367,15 +425,19 @@ class WampSession:
             return
         self._registrations.add(registration.id)
         self._send(Registered(register.request, registration.id))
+        if self._router is not None:
+            self._router.meta.registered(registration, self, len(registration.callees) == 1)
 
     def _unregister(self, unregister: Unregister) -> None:
         try:
-            self._realm.procedures.unregister(self, unregister.registration)
+            registration = self._realm.procedures.unregister(self, unregister.registration)
         except RpcError as exc:
             self._error(UNREGISTER, unregister.request, exc.error, True, str(exc))
             return
         self._registrations.discard(unregister.registration)
         self._send(Unregistered(unregister.request))
+        if self._router is not None:
+            self._router.meta.unregistered(registration, self, not registration.callees)
 
     def _call(self, call: CallMessage) -> None:
         options = call.options
@@ -383,6 +445,15 @@ class WampSession:
             check_uri(call.procedure)
         except InvalidUri as exc:
             self._error(CALL, call.request, "wamp.error.invalid_uri", True, str(exc))
+            return
+        meta = self._router.meta if self._router is not None else None
+        if meta is not None and meta.handles(call.procedure):
+            try:
+                args, kwargs = meta.call(self, call.procedure, call.args, call.kwargs)
+            except MetaError as exc:
+                self._error(CALL, call.request, exc.error, True, str(exc))
+                return
+            self._send(Result(call.request, {}, args, kwargs))
             return
         timeout = options.get("timeout", 0)
         if type(timeout) is not int or timeout < 0:
@@ -465,13 +536,17 @@ class WampSession:
             return
         self._router = None
         for subscription in self._subscriptions:
-            router.leave(self, subscription)
+            left = router.leave(self, subscription)
+            if left is not None:
+                router.meta.unsubscribed(left[0], self, left[1])
         self._subscriptions.clear()
         procedures = self._realm.procedures
         procedures.remove_caller(self)
-        procedures.remove_callee(self)
+        for registration, deleted in procedures.remove_callee(self):
+            router.meta.unregistered(registration, self, deleted)
         self._registrations.clear()
         router.sessions.pop(self.id, None)
+        router.meta.session_left(self)
 
     def _error(
         self, request_type: int, request: int, uri: str, send: bool, message: str = ""
