@@ -372,3 +372,10 @@ def test_reserved_uris_are_not_authorized(harness: Harness) -> None:
     client = harness.joined()
     client.send(Register(client.next_request(), {}, "wamp.session.count"))
     assert client.one(Error).error == "wamp.error.not_authorized"
+
+
+def test_a_nan_is_refused_even_where_msgpack_could_carry_it(harness: Harness) -> None:
+    # JSON subscribers could not be given it: values must cross serializers exactly.
+    client = harness.joined("wamp.2.msgpack")
+    client.publish("com.nan", float("nan"), acknowledge=True)
+    assert client.one(Abort).reason == "wamp.error.protocol_violation"

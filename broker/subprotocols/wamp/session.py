@@ -313,7 +313,13 @@ class WampSession:
                 PUBLISH, publish.request, "wamp.error.invalid_argument", acknowledge, str(exc)
             )
             return
-        payload, content_type = payload_of(publish.args, publish.kwargs)
+        try:
+            payload, content_type = payload_of(publish.args, publish.kwargs)
+        except ValueError as exc:  # a NaN or an infinity: no JSON for them
+            self._error(
+                PUBLISH, publish.request, "wamp.error.invalid_argument", acknowledge, str(exc)
+            )
+            return
         disclose = options.get("disclose_me") is True
         message = Message(
             topic_of(publish.topic),
