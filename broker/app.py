@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from broker.config import Settings
+from broker.config import Settings, build_authenticator
 from broker.core.broker import Broker
 from broker.core.queues import WorkQueues
 from broker.core.sys_topics import publish_sys
@@ -48,6 +48,7 @@ async def serve(
         queues_factory=lambda: WorkQueues(
             max_queues=settings.queue_max_count, max_backlog=settings.queue_max_backlog
         ),
+        authenticator=build_authenticator(settings),
     )
     listener = Listener(settings, AdapterContext(core, settings), registry or default_registry())
     await listener.start()

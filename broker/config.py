@@ -2,16 +2,112 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from broker.core.auth import (
+    AllowAll,
+    Authenticator,
+    Principal,
+    RealmPolicy,
+    StaticAuthenticator,
+)
+
+_CRA_ONLY = ("secret", "salt", "iterations", "keylen")
+
+
+class WampPrincipal(BaseModel):
+    """One WAMP login: `authid` joins as `authrole` with a ticket, or by WAMP-CRA with a secret.
+
+    method "ticket" takes `ticket`; method "wampcra" takes `secret`, and for a salted secret also
+    `salt`, `iterations` and `keylen` (PBKDF2-HMAC-SHA256, as autobahn's `derive_key`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    authid: str = Field(min_length=1, description="The name the client gives in HELLO.")
+    authrole: str = Field(min_length=1, description="The role WELCOME grants it.")
+    method: Literal["ticket", "wampcra"] = Field(description="How it proves who it is.")
+    ticket: SecretStr | None = Field(None, min_length=1, description="method ticket: the ticket.")
+    secret: SecretStr | None = Field(
+        None, min_length=1, description="method wampcra: the shared secret."
+    )
+    salt: str | None = Field(None, min_length=1, description="wampcra: salt of a salted secret.")
+    iterations: int = Field(1000, ge=1, le=10_000_000, description="wampcra: PBKDF2 iterations.")
+    keylen: int = Field(32, ge=1, le=1024, description="wampcra: PBKDF2 key length in bytes.")
+
+    @model_validator(mode="after")
+    def _fields_of_method(self) -> WampPrincipal:
+        given = self.model_fields_set
+        if self.method == "ticket":
+            if self.ticket is None:
+                raise ValueError(f"ticket is required for method 'ticket' (authid {self.authid!r})")
+            if wrong := [name for name in _CRA_ONLY if name in given]:
+                raise ValueError(f"{', '.join(wrong)}: only for method 'wampcra', not 'ticket'")
+            return self
+        if self.secret is None:
+            raise ValueError(f"secret is required for method 'wampcra' (authid {self.authid!r})")
+        if "ticket" in given:
+            raise ValueError("ticket: only for method 'ticket', not 'wampcra'")
+        if self.salt is None and (unsalted := [n for n in ("iterations", "keylen") if n in given]):
+            raise ValueError(f"{', '.join(unsalted)}: only with a salt")
+        return self
+
+    def principal(self) -> Principal:
+        """The core's view of this login."""
+        shown = self.ticket if self.method == "ticket" else self.secret
+        assert shown is not None  # the validator saw to it
+        return Principal(
+            self.authid,
+            self.authrole,
+            self.method,
+            shown.get_secret_value(),
+            self.salt,
+            self.iterations,
+            self.keylen,
+        )
+
+
+class WampRealmAuth(BaseModel):
+    """Who may join one realm over WAMP: anonymous clients (as which role) and principals."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    anonymous: bool = Field(True, description="Let clients join without authenticating.")
+    anonymous_authrole: str = Field(
+        "anonymous", min_length=1, description="The role anonymous clients get."
+    )
+    principals: list[WampPrincipal] = Field([], description="Logins by ticket or WAMP-CRA.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> WampRealmAuth:
+        seen: set[tuple[str, str]] = set()
+        for principal in self.principals:
+            login = (principal.authid, principal.method)
+            if login in seen:
+                raise ValueError(
+                    f"principals: authid {principal.authid!r} has method "
+                    f"{principal.method!r} more than once"
+                )
+            seen.add(login)
+        return self
+
+    def policy(self) -> RealmPolicy:
+        """The core's view of this realm's logins."""
+        return RealmPolicy(
+            self.anonymous,
+            self.anonymous_authrole,
+            tuple(principal.principal() for principal in self.principals),
+        )
 
 
 class Settings(BaseSettings):
@@ -33,6 +129,14 @@ class Settings(BaseSettings):
 
     realms: list[str] = Field(["realm1"], min_length=1, description="Realms (isolated namespaces).")
     default_realm: str = Field("realm1", description="Realm used when a client names none.")
+    wamp_auth: dict[str, WampRealmAuth] = Field(
+        {},
+        description=(
+            "WAMP authentication per realm, a table per realm name (as JSON in env and flags): "
+            "anonymous, anonymous_authrole, principals (authid, authrole, method ticket|wampcra, "
+            "ticket | secret [salt, iterations, keylen]). Realms not named: anonymous only."
+        ),
+    )
 
     tls_cert: Path | None = Field(
         None, description="PEM certificate chain; with tls_key, serve wss://."
@@ -124,11 +228,26 @@ class Settings(BaseSettings):
         description="Messages one queue consumer may hold unacknowledged (STOMP prefetch cap).",
     )
 
+    @field_validator("wamp_auth", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        # Flags arrive as text; the environment source decodes JSON by itself.
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"not valid JSON: {exc}") from None
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.default_realm not in self.realms:
             raise ValueError(
                 f"default_realm {self.default_realm!r} is not one of realms {self.realms}"
+            )
+        if unknown := [name for name in self.wamp_auth if name not in self.realms]:
+            raise ValueError(
+                f"wamp_auth names realms {unknown} that are not among realms {self.realms}"
             )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together: set both or neither")
@@ -162,6 +281,16 @@ class Settings(BaseSettings):
     @property
     def scheme(self) -> str:
         return "wss" if self.tls_cert is not None else "ws"
+
+
+def build_authenticator(settings: Settings) -> Authenticator:
+    """The core's login hook for these settings: AllowAll unless authentication is configured."""
+    if not settings.wamp_auth:
+        return AllowAll()
+    return StaticAuthenticator(
+        {name: realm.policy() for name, realm in settings.wamp_auth.items()},
+        default_realm=settings.default_realm,
+    )
 
 
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:

@@ -562,7 +562,7 @@ def test_cancel_needs_the_callers_own_request(dealer: Dealer) -> None:
 # Timeouts
 
 
-def test_timeout_answers_timeout_and_interrupts(dealer: Dealer) -> None:
+def test_timeout_answers_canceled_and_interrupts(dealer: Dealer) -> None:
     procedures = dealer.procedures
     journal: list[tuple[Any, ...]] = []
     callee, caller = Peer("callee", journal), Peer("caller", journal)
@@ -574,10 +574,10 @@ def test_timeout_answers_timeout_and_interrupts(dealer: Dealer) -> None:
     assert procedures.calls_in_flight == 1
     assert dealer.advance(0.1) == 1
     assert journal[1:] == [
-        ("error", "caller", 1, TIMEOUT),
+        ("error", "caller", 1, CANCELED),
         ("interrupt", "callee", call.invocation_id, "killnowait"),
     ]
-    assert caller.errors == [(1, TIMEOUT, None, None)]
+    assert caller.errors == [(1, CANCELED, None, None)]
     assert procedures.calls_in_flight == 0
     assert not procedures.yield_result(callee, call.invocation_id, ["late"], None)
     assert caller.results == []
@@ -625,7 +625,7 @@ def test_timeout_of_a_kill_cancel_answers_without_a_second_interrupt(dealer: Dea
     procedures.cancel(caller, 1, "kill")
     dealer.advance(5)
     assert callee.interrupts == [(call.invocation_id, "kill")]
-    assert caller.errors == [(1, TIMEOUT, None, None)]
+    assert caller.errors == [(1, CANCELED, None, None)]
     assert not procedures.yield_error(callee, call.invocation_id, CANCELED, None, None)
     assert len(caller.errors) == 1
 

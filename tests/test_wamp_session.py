@@ -93,7 +93,9 @@ class Client:
         return messages[0]
 
     def hello(self, realm: str = "realm1") -> Welcome:
-        self.send(Hello(realm, {"roles": {"subscriber": {}, "publisher": {}}}))
+        roles = {"subscriber": {}, "publisher": {}, "caller": {}}
+        roles["callee"] = {"features": {"call_canceling": True}}
+        self.send(Hello(realm, {"roles": roles}))
         welcome: Welcome = self.one(Welcome)
         self.id = welcome.session
         return welcome
@@ -379,3 +381,18 @@ def test_a_nan_is_refused_even_where_msgpack_could_carry_it(harness: Harness) ->
     client = harness.joined("wamp.2.msgpack")
     client.publish("com.nan", float("nan"), acknowledge=True)
     assert client.one(Abort).reason == "wamp.error.protocol_violation"
+
+
+def test_cancel_falls_back_to_skip_for_a_callee_that_cannot_be_interrupted(
+    harness: Harness,
+) -> None:
+    callee, caller = harness.client(), harness.joined()
+    callee.send(Hello("realm1", {"roles": {"callee": {}}}))
+    callee.one(Welcome)
+    callee.register("com.plain")
+    request = caller.next_request()
+    caller.send(Call(request, {}, "com.plain"))
+    callee.one(Invocation)
+    caller.send(Cancel(request, {"mode": "kill"}))
+    assert caller.one(Error).error == "wamp.error.canceled"
+    assert callee.received() == []

@@ -278,7 +278,7 @@ def _parse_by_table(items: list[Any], code: int) -> Message:
 class WampCodec:
     """Decodes the WebSocket messages of one WAMP connection and encodes what goes back."""
 
-    __slots__ = ("_dumps", "batched", "max_depth", "max_items", "serializer", "text")
+    __slots__ = ("_dumps", "_separator", "batched", "max_depth", "max_items", "serializer", "text")
 
     def __init__(
         self,
@@ -297,6 +297,7 @@ class WampCodec:
         self.max_depth = max_depth
         self.max_items = max_items
         self.text = serializer == "json"  # JSON goes in text frames, MessagePack in binary ones
+        self._separator = b"\x1e"  # batched JSON: until the peer shows it uses 0x18
         self._dumps: Callable[[Any], bytes] = encode_json if self.text else encode_msgpack
 
     @classmethod
@@ -337,16 +338,22 @@ class WampCodec:
         return out
 
     def _json_batch(self, chars: str, out: list[Message | ProtocolError]) -> None:
+        # The spec says 0x1E; autobahn (and so Crossbar) writes 0x18 ("\30" in octal). JSON
+        # text holds neither raw, so the peer's last character tells which it uses, and we
+        # answer with the same.
+        if chars and chars[-1] == "\x18":
+            self._separator = b"\x18"
+        sep = self._separator.decode()
         start = 0
-        end = chars.find("\x1e")
+        end = chars.find(sep)
         while end >= 0:
             out.append(self._batched(decode_json, chars[start:end], len(out) + 1))
             start = end + 1
-            end = chars.find("\x1e", start)
+            end = chars.find(sep, start)
         if start < len(chars):
             raise DecodeError(
-                f"batch: {len(chars) - start} characters after the last 0x1E"
-                " (every message must end with one)"
+                f"batch: {len(chars) - start} characters after the last separator"
+                " (every message must end with 0x1E)"
             )
 
     def _msgpack_batch(self, data: bytes, out: list[Message | ProtocolError]) -> None:
@@ -384,7 +391,7 @@ class WampCodec:
         if not self.batched:
             return payload
         if self.text:
-            return payload + b"\x1e"
+            return payload + self._separator
         return len(payload).to_bytes(4, "big") + payload
 
     def _name(self) -> str:

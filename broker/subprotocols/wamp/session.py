@@ -81,6 +81,8 @@ ROLES = {
             "subscriber_blackwhite_listing": True,
             "pattern_based_subscription": True,
             "event_retention": True,
+            "session_meta_api": True,
+            "subscription_meta_api": True,
         }
     },
     "dealer": {
@@ -91,6 +93,8 @@ ROLES = {
             "progressive_call_results": True,
             "pattern_based_registration": True,
             "shared_registration": True,
+            "session_meta_api": True,
+            "registration_meta_api": True,
         }
     },
 }
@@ -165,6 +169,7 @@ class WampSession:
         self.authmethod = "anonymous"
         self.authprovider = "static"
         self._auth: AuthFlow | None = None
+        self.cancels = False  # the callee role announced call_canceling: INTERRUPT is understood
 
     # Adapter
 
@@ -185,8 +190,10 @@ class WampSession:
         self._leave()
 
     def on_receive_timeout(self) -> None:
-        if self._phase is Phase.AWAITING_HELLO or self._phase is Phase.AUTHENTICATING:
+        if self._phase is Phase.AWAITING_HELLO:
             self._abort("wamp.error.protocol_violation", "no HELLO in time")
+        elif self._phase is Phase.AUTHENTICATING:
+            self._abort("wamp.error.authentication_failed", "no AUTHENTICATE in time")
 
     def on_shutdown(self) -> None:
         if self._phase is Phase.ESTABLISHED:
@@ -231,6 +238,10 @@ class WampSession:
             self._abort("wamp.error.no_such_realm", f"no realm {hello.realm[:100]!r} here")
             return
         self._realm = realm
+        roles = hello.details.get("roles")
+        callee = roles.get("callee") if isinstance(roles, dict) else None
+        features = callee.get("features") if isinstance(callee, dict) else None
+        self.cancels = isinstance(features, dict) and features.get("call_canceling") is True
         self._auth = AuthFlow(self._broker, realm.name, hello.details, self._link.peer)
         self._decide(self._auth.start())
 
@@ -253,7 +264,8 @@ class WampSession:
         self._auth = None
         realm = self._realm
         self._router = router = _wamp_realm(realm, self._context)
-        self.id = self.session_id = random_id()
+        # The id a WAMP-CRA challenge promised, unless another session took it meanwhile.
+        self.id = self.session_id = identity.session or random_id()
         while self.id in router.sessions:
             self.id = self.session_id = random_id()
         self.origin_key = f"wamp:{self.id}"
@@ -299,6 +311,11 @@ class WampSession:
     def _publish(self, publish: Publish) -> None:
         options = publish.options
         acknowledge = options.get("acknowledge") is True
+        if "acknowledge" in options and type(options["acknowledge"]) is not bool:
+            self._error(
+                PUBLISH, publish.request, "wamp.error.invalid_argument", True, "acknowledge"
+            )
+            return
         try:
             check_uri(publish.topic)
             if publish.topic.startswith("wamp."):
