@@ -50,7 +50,10 @@ async def serve(
         ),
         authenticator=build_authenticator(settings),
     )
-    listener = Listener(settings, AdapterContext(core, settings), registry or default_registry())
+    if registry is None:
+        registry = default_registry()
+        registry.route_path("/wamp", wamp.SPEC, settings.wamp_path_subprotocol)
+    listener = Listener(settings, AdapterContext(core, settings), registry)
     await listener.start()
     _tune_gc()
     try:

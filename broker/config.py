@@ -129,6 +129,12 @@ class Settings(BaseSettings):
 
     realms: list[str] = Field(["realm1"], min_length=1, description="Realms (isolated namespaces).")
     default_realm: str = Field("realm1", description="Realm used when a client names none.")
+    wamp_path_subprotocol: Literal[
+        "wamp.2.json", "wamp.2.msgpack", "wamp.2.json.batched", "wamp.2.msgpack.batched"
+    ] = Field(
+        "wamp.2.json",
+        description="What a client that offers no subprotocol on the path /wamp speaks.",
+    )
     wamp_auth: dict[str, WampRealmAuth] = Field(
         {},
         description=(

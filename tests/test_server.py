@@ -7,6 +7,7 @@ import ssl
 from pathlib import Path
 
 import anyio
+import msgpack
 import pytest
 import trustme
 from websockets.asyncio.client import connect
@@ -294,3 +295,22 @@ async def test_patched_deliveries_share_the_frame_but_not_the_patch(compression:
                 assert [await ws.recv(), await ws.recv()] == [b"01AB456789", b"01CD456789"]
             assert ws.response is not None
             assert (ws.response.headers.get("Sec-WebSocket-Extensions") is not None) is compression
+
+
+@pytest.mark.parametrize("subprotocol", ["wamp.2.json", "wamp.2.msgpack"])
+async def test_wamp_path_without_a_header_speaks_the_configured_serializer(
+    subprotocol: str,
+) -> None:
+    hello = [1, "realm1", {"roles": {"subscriber": {}}}]
+    async with running_broker(wamp_path_subprotocol=subprotocol) as listener:
+        async with connect(url_of(listener, "/wamp")) as ws:
+            assert ws.subprotocol is None
+            if subprotocol == "wamp.2.json":
+                await ws.send(json.dumps(hello))
+                with anyio.fail_after(5):
+                    welcome = json.loads(await ws.recv())
+            else:
+                await ws.send(msgpack.packb(hello))
+                with anyio.fail_after(5):
+                    welcome = msgpack.unpackb(await ws.recv())
+            assert welcome[0] == 2
