@@ -129,11 +129,11 @@ class TopicGroup:
 class WampRealm:
     """The WAMP side of one realm: its sessions and its subscriptions."""
 
-    __slots__ = ("_clock", "by_id", "groups", "meta", "realm", "sessions")
+    __slots__ = ("by_id", "clock", "groups", "meta", "realm", "sessions")
 
     def __init__(self, realm: Realm, clock: Callable[[], float]) -> None:
         self.realm = realm
-        self._clock = clock
+        self.clock = clock
         self.sessions: dict[int, WampSession] = {}
         self.groups: dict[tuple[str, Match], TopicGroup] = {}
         self.by_id: dict[int, TopicGroup] = {}  # subscription id -> group
@@ -154,7 +154,7 @@ class WampRealm:
         group = self.groups.get(key)
         created = group is None
         if group is None:
-            group = self.groups[key] = TopicGroup(uri, match, self._clock())
+            group = self.groups[key] = TopicGroup(uri, match, self.clock())
             self.by_id[group.id] = group
             self.realm.subscribe(Subscription(group, group.filter))
         group.members[session.id] = session
