@@ -9,10 +9,7 @@ spells a destination itself. :func:`run_js` runs the @stomp/stompjs driver under
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from conformance.node import run_driver
 from conformance.stomp.frames import Frame, Headers
 from conformance.stomp.rawstomp import RawStomp, open_raw
 
@@ -138,27 +136,7 @@ def run_js(
     server: Server, scenario: str, timeout: float = 30.0, **params: Any
 ) -> list[dict[str, Any]]:
     """Run ``js/driver.mjs`` for ``scenario``; its JSON lines. Skips without node or npm ci."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the @stomp/stompjs tests need it")
-    if not (JS_DIR / "node_modules" / "@stomp" / "stompjs").is_dir():
-        pytest.skip("conformance/stomp/js/node_modules is missing: run `npm ci` there")
-    params.setdefault("timeout_ms", int(timeout * 1000) - 2000)
-    proc = subprocess.run(
-        [node, str(JS_DIR / "driver.mjs"), server.stomp_url, scenario, json.dumps(params)],
-        cwd=JS_DIR,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    last = events[-1] if events else {"event": "no output"}
-    assert last["event"] == "done", (
-        f"stompjs scenario {scenario!r} ended with {last} (exit {proc.returncode}); "
-        f"events {events}; stderr {proc.stderr[-2000:]!r}"
-    )
-    return events
+    return run_driver(JS_DIR, "@stomp/stompjs", server.stomp_url, scenario, timeout, params)
 
 
 def event(events: list[dict[str, Any]], name: str) -> dict[str, Any]:

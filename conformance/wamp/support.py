@@ -14,7 +14,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from conformance.node import run_driver
 from conformance.wamp import clients, wire
 from conformance.wamp.clients import Client, Credentials
 from conformance.wamp.rawwamp import RawWamp, open_raw
@@ -266,28 +266,8 @@ def run_js(
     server: Server, scenario: str, timeout: float = 30.0, **params: Any
 ) -> list[dict[str, Any]]:
     """Run ``js/driver.mjs`` for ``scenario``; its JSON lines. Skips without node or npm ci."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the autobahn-js tests need it")
-    if not (JS_DIR / "node_modules" / "autobahn").is_dir():
-        pytest.skip("conformance/wamp/js/node_modules is missing: run `npm ci` there")
-    params.setdefault("timeout_ms", int(timeout * 1000) - 2000)
     params.setdefault("realm", server.realm)
-    proc = subprocess.run(
-        [node, str(JS_DIR / "driver.mjs"), server.url + server.path, scenario, json.dumps(params)],
-        cwd=JS_DIR,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    last = events[-1] if events else {"event": "no output"}
-    assert last["event"] == "done", (
-        f"autobahn-js scenario {scenario!r} ended with {last} (exit {proc.returncode}); "
-        f"events {events}; stderr {proc.stderr[-2000:]!r}"
-    )
-    return events
+    return run_driver(JS_DIR, "autobahn", server.url + server.path, scenario, timeout, params)
 
 
 class JsPeer:
