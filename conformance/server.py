@@ -31,7 +31,9 @@ __all__ = [
     "free_port",
     "looks_like_wsbroker",
     "running_broker",
+    "suite_broker",
     "target_max_message_size",
+    "target_name",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -180,3 +182,21 @@ def looks_like_wsbroker(url: str) -> bool:
     except Exception:
         return False
     return isinstance(body, dict) and "status" in body
+
+
+@contextlib.contextmanager
+def suite_broker(*args: str) -> Iterator[BrokerProcess | None]:
+    """A suite's own broker started with `args`, or None when WSBROKER_URL names the target."""
+    if external_url() is not None:
+        yield None
+        return
+    with running_broker(*args) as bp:
+        yield bp
+
+
+def target_name(broker_process: BrokerProcess | None, url: str) -> str:
+    """WSBROKER_TARGET, else "wsbroker" for ours (started here, or answering /healthz)."""
+    named = os.environ.get("WSBROKER_TARGET", "").lower()
+    if named:
+        return named
+    return "wsbroker" if broker_process is not None or looks_like_wsbroker(url) else "other"

@@ -30,7 +30,11 @@ from conformance.conftest import url_of
 from conformance.mqtt.clients import PahoClient
 from conformance.mqtt.codec import MQTT_5
 from conformance.mqtt.rawclient import RawMqtt
-from conformance.server import BrokerProcess, external_url, looks_like_wsbroker, running_broker
+from conformance.server import (
+    BrokerProcess,
+    suite_broker,
+    target_name,
+)
 
 # Flags our broker is started with for this suite.
 SYS_INTERVAL_OWN = 1
@@ -49,10 +53,7 @@ OWN_BROKER_ARGS = (
 @pytest.fixture(scope="session")
 def broker_process() -> Iterator[BrokerProcess | None]:
     """Overrides the suite-wide fixture: our broker, started with the MQTT suite's settings."""
-    if external_url() is not None:
-        yield None
-        return
-    with running_broker(*OWN_BROKER_ARGS) as bp:
+    with suite_broker(*OWN_BROKER_ARGS) as bp:
         yield bp
 
 
@@ -70,12 +71,7 @@ def broker_url(broker_process: BrokerProcess | None) -> str:
 @pytest.fixture(scope="session")
 def target(broker_process: BrokerProcess | None, broker_url: str) -> str:
     """``wsbroker``, ``mosquitto`` or another name: what the suite is running against."""
-    named = os.environ.get("WSBROKER_TARGET")
-    if named:
-        return named.lower()
-    if broker_process is not None or looks_like_wsbroker(broker_url):
-        return "wsbroker"
-    return "other"
+    return target_name(broker_process, broker_url)
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,11 @@ from typing import Any
 import pytest
 
 from conformance.conftest import url_of
-from conformance.server import BrokerProcess, external_url, looks_like_wsbroker, running_broker
+from conformance.server import (
+    BrokerProcess,
+    suite_broker,
+    target_name,
+)
 from conformance.stomp.clients import StompPy
 from conformance.stomp.support import Limits, Names, Server
 
@@ -72,10 +76,7 @@ OWN_BROKER_ARGS = (*_flags(OWN_LIMITS), "--realms", f"realm1,{OWN_REALM}")
 @pytest.fixture(scope="session")
 def broker_process() -> Iterator[BrokerProcess | None]:
     """Overrides the suite-wide fixture: our broker, started with the STOMP suite's settings."""
-    if external_url() is not None:
-        yield None
-        return
-    with running_broker(*OWN_BROKER_ARGS) as bp:
+    with suite_broker(*OWN_BROKER_ARGS) as bp:
         yield bp
 
 
@@ -88,10 +89,7 @@ def broker_url(broker_process: BrokerProcess | None) -> str:
 @pytest.fixture(scope="session")
 def server(broker_process: BrokerProcess | None, broker_url: str) -> Server:
     """The server under test: its name, endpoints and limits."""
-    named = os.environ.get("WSBROKER_TARGET", "").lower()
-    if not named:
-        own = broker_process is not None or looks_like_wsbroker(broker_url)
-        named = "wsbroker" if own else "other"
+    named = target_name(broker_process, broker_url)
     own_process = broker_process is not None
     return Server(
         name=named,

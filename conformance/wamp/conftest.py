@@ -34,10 +34,9 @@ import pytest
 from conformance.conftest import url_of
 from conformance.server import (
     BrokerProcess,
-    external_url,
-    looks_like_wsbroker,
-    running_broker,
+    suite_broker,
     target_max_message_size,
+    target_name,
 )
 from conformance.wamp.support import SERIALIZERS, Auth, Salted, Server, Uris
 
@@ -90,10 +89,7 @@ OWN_BROKER_ARGS = (
 @pytest.fixture(scope="session")
 def broker_process() -> Iterator[BrokerProcess | None]:
     """Overrides the suite-wide fixture: our broker, started with the WAMP suite's settings."""
-    if external_url() is not None:
-        yield None
-        return
-    with running_broker(*OWN_BROKER_ARGS) as bp:
+    with suite_broker(*OWN_BROKER_ARGS) as bp:
         yield bp
 
 
@@ -106,10 +102,7 @@ def broker_url(broker_process: BrokerProcess | None) -> str:
 @pytest.fixture(scope="session")
 def server(broker_process: BrokerProcess | None, broker_url: str) -> Server:
     """The router under test: its name, endpoint, realms and principals."""
-    named = os.environ.get("WSBROKER_TARGET", "").lower()
-    if not named:
-        own = broker_process is not None or looks_like_wsbroker(broker_url)
-        named = "wsbroker" if own else "other"
+    named = target_name(broker_process, broker_url)
     own_process = broker_process is not None
     return Server(
         name=named,
