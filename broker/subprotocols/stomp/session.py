@@ -355,30 +355,35 @@ class StompSession:
         self._realm.queues.forget_if_idle(queue.name)
 
     def _on_ack(self, frame: Frame) -> None:
-        self._acknowledge(frame, positive=frame.command == "ACK", check_only=True)
+        found = self._holder(frame)
+        if found is None:
+            header = "id" if self.version == "1.2" else "message-id"
+            raise StompError(
+                "unknown ack id",
+                f"no unacknowledged message with {header} {self._ack_id(frame)!r} "
+                "on this connection",
+            )
         transaction = frame.header("transaction")
         if transaction is not None:
             self._transactions.hold(transaction, frame)
             return
-        self._acknowledge(frame, positive=frame.command == "ACK", check_only=False)
+        self._settle(*found, positive=frame.command == "ACK")
 
-    def _acknowledge(self, frame: Frame, *, positive: bool, check_only: bool) -> None:
-        ack_id = required(frame, "id") if self.version == "1.2" else required(frame, "message-id")
+    def _ack_id(self, frame: Frame) -> str:
+        return required(frame, "id") if self.version == "1.2" else required(frame, "message-id")
+
+    def _holder(self, frame: Frame) -> tuple[StompSubscription, str] | None:
+        """The subscription holding the message an ACK or NACK names, and its ack id."""
+        ack_id = self._ack_id(frame)
         subscription = self._acks.get(ack_id)
         if self.version == "1.1":
             named = required(frame, "subscription")
             if subscription is not None and subscription.id != named:
-                subscription = None
-        if subscription is None:
-            if check_only:
-                header = "id" if self.version == "1.2" else "message-id"
-                raise StompError(
-                    "unknown ack id",
-                    f"no unacknowledged message with {header} {ack_id!r} on this connection",
-                )
-            return  # acknowledged meanwhile, by a cumulative ack in the same transaction
-        if check_only:
-            return
+                return None
+        return None if subscription is None else (subscription, ack_id)
+
+    def _settle(self, subscription: StompSubscription, ack_id: str, *, positive: bool) -> None:
+        """Take what the ACK or NACK of `ack_id` covers off the subscription and its queue."""
         cumulative = subscription.ack_mode == "client"
         taken = subscription.take(ack_id, cumulative=cumulative)
         for held, _ in taken:
@@ -402,7 +407,9 @@ class StompSession:
             if held.command == "SEND":
                 self._publish(held, required(held, "destination"))
             else:
-                self._acknowledge(held, positive=held.command == "ACK", check_only=False)
+                found = self._holder(held)
+                if found is not None:  # else a cumulative ack in this transaction took it
+                    self._settle(*found, positive=held.command == "ACK")
 
     def _on_abort(self, frame: Frame) -> None:
         self._transactions.end(required(frame, "transaction"))
@@ -422,7 +429,8 @@ class StompSession:
         if self._phase is not Phase.CONNECTED:
             return
         if subscription.ack_mode != "auto" and len(subscription.pending) >= subscription.capacity:
-            self._link_dropped()  # nothing can wait on a topic: as QoS 0 past a full buffer
+            # Nothing can wait on a topic: dropped and counted, as QoS 0 past a full buffer.
+            self._broker.stats.publish_dropped += 1
             return
         form, build = TOPIC_TAIL_FORMS[self.version]
         tail = delivery.wire(form, build)
@@ -462,9 +470,6 @@ class StompSession:
         stats = self._broker.stats
         stats.messages_sent += 1
         stats.publish_sent += 1
-
-    def _link_dropped(self) -> None:
-        self._broker.stats.publish_dropped += 1
 
     def _send(self, frame: Frame) -> None:
         self._broker.stats.messages_sent += 1
