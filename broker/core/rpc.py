@@ -371,7 +371,7 @@ class Procedures:
         if self._wildcard_groups:
             components = uri.split(".")
             for _, pattern, registration in self._wildcard_groups.get(len(components), ()):
-                if _wildcard_matches(pattern, components):
+                if wildcard_matches(pattern, components):
                     return registration
         return None
 
@@ -391,7 +391,7 @@ class Procedures:
         found.extend(
             registration
             for _, pattern, registration in self._wildcard_groups.get(len(components), ())
-            if _wildcard_matches(pattern, components)
+            if wildcard_matches(pattern, components)
         )
         return found
 
@@ -636,6 +636,7 @@ class Procedures:
             )
 
 
-def _wildcard_matches(pattern: list[str], components: list[str]) -> bool:
-    """Whether a wildcard pattern matches a URI of as many components."""
+def wildcard_matches(pattern: list[str], components: list[str]) -> bool:
+    """Whether a wildcard pattern (empty components match any) matches a URI of as many
+    components; WAMP's rule for registrations and subscriptions alike."""
     return all(not want or want == have for want, have in zip(pattern, components, strict=True))

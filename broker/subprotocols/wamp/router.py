@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from broker.core.message import Delivery, Message
 from broker.core.realm import Realm, Subscription, random_id
+from broker.core.rpc import wildcard_matches
 from broker.subprotocols.wamp.meta import MetaApi
 from broker.subprotocols.wamp.payload import Arguments, arguments_of
 from broker.subprotocols.wamp.uris import Match, filter_of, topic_of, uri_of
@@ -63,13 +64,14 @@ class TopicGroup:
     serializer and shared by its members.
     """
 
-    __slots__ = ("created", "filter", "id", "match", "members", "session_id", "uri")
+    __slots__ = ("_pattern", "created", "filter", "id", "match", "members", "session_id", "uri")
 
     def __init__(self, uri: str, match: Match, created: float) -> None:
         self.id = random_id()
         self.uri = uri
         self.match = match
         self.filter = filter_of(uri, match)
+        self._pattern = uri.split(".")  # the components a wildcard subscription compares
         self.members: dict[int, WampSession] = {}  # session id -> session, in join order
         self.created = created
         self.session_id = f"wamp-subscription:{self.id}"
@@ -89,10 +91,8 @@ class TopicGroup:
             return uri == self.uri
         if self.match == "prefix":
             return uri.startswith(self.uri)
-        parts, mine = uri.split("."), self.uri.split(".")
-        return len(parts) == len(mine) and all(
-            m in ("", p) for m, p in zip(mine, parts, strict=True)
-        )
+        parts = uri.split(".")
+        return len(parts) == len(self._pattern) and wildcard_matches(self._pattern, parts)
 
     def send(self, delivery: Delivery, uri: str, members: Any, *, retained: bool) -> None:
         """The EVENT for `delivery` to each of `members` the publisher let have it."""
@@ -177,6 +177,6 @@ class WampRealm:
         found: list[tuple[Message, str]] = []
         for message in self.realm.retained_matching(group.filter):
             uri = uri_of(message.topic)
-            if uri is not None and (group.match != "prefix" or uri.startswith(group.uri)):
+            if uri is not None and group.covers(uri):
                 found.append((message, uri))
         return found
