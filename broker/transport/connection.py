@@ -239,12 +239,13 @@ class ClientConnection(asyncio.Protocol):
             end = offset + len(patch)
             self._queue(codec.send_message(data[:offset] + patch + data[end:], text=False))
             return
+        data = delivery.wire(form, build)
         frames = delivery.frames
         shared = frames.get(form)
         if shared is None:
-            shared = frames[form] = encode_frame(Opcode.BINARY, delivery.wire(form, build))
+            shared = frames[form] = encode_frame(Opcode.BINARY, data)
         # The header's length follows from the payload's, so the offset moves by that much.
-        at = offset + len(shared) - len(delivery.wire(form, build))
+        at = offset + len(shared) - len(data)
         self._queue(shared[:at] + patch + shared[at + len(patch) :])
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
