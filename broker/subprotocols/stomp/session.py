@@ -21,14 +21,13 @@ from broker.subprotocols.stomp.errors import (
     StompError,
     required,
 )
-from broker.subprotocols.stomp.frames import Event, Frame, FrameError, Version
+from broker.subprotocols.stomp.frames import VERSIONS, Event, Frame, FrameError, Version
 from broker.subprotocols.stomp.subscription import ACK_MODES, StompSubscription
 from broker.subprotocols.stomp.transactions import Transactions
 from broker.subprotocols.stomp.wire import (
     QUEUE_PREFIX,
     TEXT_FORM,
     TOPIC_TAIL_FORMS,
-    VERSIONS,
     BadDestination,
     is_utf8,
     message_from_send,

@@ -6,11 +6,10 @@ from collections.abc import Callable, Hashable
 
 from broker.core.message import Message
 from broker.subprotocols.stomp.codec import encode_headers
-from broker.subprotocols.stomp.frames import Frame, Version
+from broker.subprotocols.stomp.frames import VERSIONS, Frame, Version
 
 TOPIC_PREFIX = "/topic/"
 QUEUE_PREFIX = "/queue/"
-VERSIONS: tuple[Version, ...] = ("1.0", "1.1", "1.2")
 MAX_QUEUE_NAME = 255
 
 # Headers STOMP itself defines on SEND or MESSAGE: never user headers in either direction.

@@ -15,7 +15,6 @@ from broker.subprotocols.wamp.uris import Match, filter_of, topic_of, uri_of
 if TYPE_CHECKING:
     from broker.subprotocols.wamp.session import WampSession
 
-MAX_ID = 2**53
 EVENT = 36
 _ARGS = "wamp-args"
 _PUBLICATION = "wamp-publication"
