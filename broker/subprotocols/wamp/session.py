@@ -295,16 +295,10 @@ class WampSession:
         """Another session ended this one (wamp.session.kill): GOODBYE, then close."""
         if self._phase is not Phase.ESTABLISHED:
             return
-        self._send(Goodbye({"message": message} if message else {}, reason))
-        self._phase = Phase.CLOSED
-        self._leave()
-        self._link.close(_WS_NORMAL, "killed")
+        self._end(Goodbye({"message": message} if message else {}, reason), "killed")
 
     def _goodbye(self, goodbye: Goodbye) -> None:
-        self._send(Goodbye({}, "wamp.close.goodbye_and_out"))
-        self._phase = Phase.CLOSED
-        self._leave()
-        self._link.close(_WS_NORMAL, "goodbye")
+        self._end(Goodbye({}, "wamp.close.goodbye_and_out"), "goodbye")
 
     # Broker role
 
@@ -586,10 +580,14 @@ class WampSession:
         if self._phase is Phase.CLOSED:
             return
         log.info("WAMP session %s: %s: %s", self.id or "-", reason, message)
-        self._send(Abort({"message": message}, reason))
+        self._end(Abort({"message": message}, reason), reason[:100])
+
+    def _end(self, last: WampMessage, close_reason: str) -> None:
+        """Send the session's last message, release what it holds, close the connection."""
+        self._send(last)
         self._phase = Phase.CLOSED
         self._leave()
-        self._link.close(_WS_NORMAL, reason[:100])
+        self._link.close(_WS_NORMAL, close_reason)
 
 
 _HANDLERS: dict[type, Any] = {
